@@ -1,0 +1,29 @@
+"""Typed errors of the toolkit. Library code raises these; the CLIs print them as one
+line (``ndr-xxx: error: <message>``) and exit non-zero. Torch-free.
+"""
+
+from __future__ import annotations
+
+
+class NDREdgeError(Exception):
+    """Base of every error the toolkit raises on purpose (bad input, missing files)."""
+
+    exit_code = 2
+
+
+class InputError(NDREdgeError):
+    """An input file, folder or array that cannot be used; the message names it and the fix."""
+
+
+class CheckpointError(NDREdgeError):
+    """A checkpoint that is missing, corrupt, or does not fit the model."""
+
+
+class ArtifactError(NDREdgeError):
+    """An exported artifact (ONNX file, engine, manifest) that is missing, corrupt or mismatched."""
+
+
+class BackendUnavailableError(NDREdgeError):
+    """A backend (TensorRT, CUDA, ONNX Runtime) that is not installed or has no device here."""
+
+    exit_code = 3

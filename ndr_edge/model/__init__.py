@@ -1,0 +1,16 @@
+"""NDR-Restore: the restoration network, NDR/DQ/DI and NDR-Degrad, and the family's presets."""
+
+from .config import PRESETS, ConfigError, NDRConfig, get_preset, preset_name
+from .ndr_restore import NDRRestore
+from .restoration import RestorationNet, RestorationOnly
+
+__all__ = [
+    "PRESETS",
+    "ConfigError",
+    "NDRConfig",
+    "NDRRestore",
+    "RestorationNet",
+    "RestorationOnly",
+    "get_preset",
+    "preset_name",
+]
