@@ -1,0 +1,100 @@
+"""Per-degradation evaluation with the published protocol: reflect-pad right/bottom to a
+multiple of 8, run, crop back; PSNR and SSIM on all channels on [0, 1] after clipping.
+
+The model is any callable on float32 NCHW batches in the model's channel order, so the
+same code measures PyTorch, ONNX Runtime and TensorRT (the report uses it for all).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from .artifact import atomic_write_json
+from .frames import pad_to_multiple, reorder
+from .metrics import psnr, ssim
+
+BatchFn = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass
+class DegradationScore:
+    psnr: float
+    ssim: float
+    psnr_input: float
+    ssim_input: float
+    images: int
+
+    @property
+    def gain_db(self) -> float:
+        return self.psnr - self.psnr_input
+
+
+@dataclass
+class EvalResult:
+    scores: dict[str, DegradationScore] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, dict[str, float]]:
+        return {name: {**asdict(s), "gain_db": s.gain_db} for name, s in self.scores.items()}
+
+    def table(self) -> str:
+        lines = [
+            f"{'degradation':<12} {'images':>6} {'PSNR in':>8} {'PSNR out':>9} {'gain dB':>8} {'SSIM in':>8} {'SSIM out':>9}"
+        ]
+        for name, s in self.scores.items():
+            lines.append(
+                f"{name:<12} {s.images:>6} {s.psnr_input:>8.2f} {s.psnr:>9.2f} {s.gain_db:>+8.2f} "
+                f"{s.ssim_input:>8.4f} {s.ssim:>9.4f}"
+            )
+        return "\n".join(lines)
+
+    def write_json(self, path: str | Path, extra: dict | None = None) -> None:
+        atomic_write_json(path, {**(extra or {}), "scores": self.to_dict()})
+
+
+def restore_image(run: BatchFn, lq_rgb: np.ndarray, channel_order: str, multiple: int = 8) -> np.ndarray:
+    """Restore one float32 HxWx3 RGB image with the protocol's padding; returns RGB HxWx3."""
+    batch = np.ascontiguousarray(reorder(lq_rgb, "RGB", channel_order).transpose(2, 0, 1)[None])
+    padded, (h, w) = pad_to_multiple(batch, multiple)
+    out = run(padded)[0, :, :h, :w].transpose(1, 2, 0)
+    return np.ascontiguousarray(reorder(out, channel_order, "RGB"))
+
+
+def evaluate(
+    run: BatchFn, samples: Iterable, channel_order: str = "BGR", progress: bool = True, total: int | None = None
+) -> EvalResult:
+    """Score ``run`` on samples with ``degradation``, ``lq``, ``gt`` (float32 RGB HxWx3)."""
+    sums: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0, 0.0, 0])
+    for sample in tqdm(samples, desc="evaluate", unit="img", disable=not progress, total=total, leave=False):
+        out = restore_image(run, sample.lq, channel_order)
+        acc = sums[sample.degradation]
+        acc[0] += psnr(out, sample.gt)
+        acc[1] += ssim(out, sample.gt)
+        acc[2] += psnr(sample.lq, sample.gt)
+        acc[3] += ssim(sample.lq, sample.gt)
+        acc[4] += 1
+    result = EvalResult()
+    for name, (p, s, pi, si, n) in sums.items():
+        result.scores[name] = DegradationScore(psnr=p / n, ssim=s / n, psnr_input=pi / n, ssim_input=si / n, images=int(n))
+    return result
+
+
+def torch_runner(model, threads: int | None = None) -> BatchFn:  # type: ignore[no-untyped-def]
+    """Wrap a restoration network (returns image or (image, Ds)) as a numpy batch function."""
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            out = model(torch.from_numpy(batch))
+        out = out[0] if isinstance(out, (tuple, list)) else out
+        return out.float().numpy()
+
+    return run
