@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Create .venv and install ndr-edge with everything needed on a CPU machine for training,
+# export, calibration, reports and tests. Idempotent: a second run only checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+stamp=.venv/.ndr-edge-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  .venv/bin/python -m pip install --quiet --upgrade pip
+  # torch is pinned to the CPU build (an unpinned torch pulls a multi-GB CUDA build)
+  .venv/bin/python -m pip install --quiet -e ".[dev]"
+  # TensorRT's type stubs (10.13 API) for mypy; --no-deps: their dependency is TensorRT
+  # itself, whose wheels cannot be installed without a GPU host
+  .venv/bin/python -m pip install --quiet --no-deps "tensorrt-stubs==10.13.*"
+  touch "$stamp"
+fi
+.venv/bin/python -c "import ndr_edge.model, ndr_edge.runtime, ndr_edge.export, ndr_edge.calibration" \
+  || { echo "setup: ndr-edge did not import after install" >&2; exit 1; }
