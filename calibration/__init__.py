@@ -1,1 +1,26 @@
-"""placeholder"""
+"""INT8 that keeps restoration quality: calibration sets of degraded crops, streaming readers,
+calibration methods compared by restored PSNR, per-layer sensitivity and a quality-aware
+INT8 that keeps the worst layers in float until the loss is within a budget.
+
+Importing this package imports neither torch nor ONNX Runtime; they load when used.
+"""
+
+from .build import build_set
+from .int8 import DEFAULT_BUDGET_DB, Int8Result, check_calibration_for, quantize_int8
+from .quantize import METHODS, Quantizer, QuantSettings
+from .reader import CalibrationSet
+from .recipe import DEFAULT_RATIOS, CalibrationRecipe
+
+__all__ = [
+    "DEFAULT_BUDGET_DB",
+    "DEFAULT_RATIOS",
+    "METHODS",
+    "CalibrationRecipe",
+    "CalibrationSet",
+    "Int8Result",
+    "QuantSettings",
+    "Quantizer",
+    "build_set",
+    "check_calibration_for",
+    "quantize_int8",
+]

@@ -66,16 +66,13 @@ class Trainer:
         _seed_everything(config.seed)
         self.degradations = list(parse_names(config.degradations))
         self.val_degradations = list(parse_names(config.val_degradations))
+        self.images = self._train_images()
         self.step = 0
         self.model = self._build_model()
         self.net: nn.Module = self.model
         if self.dist.world > 1:
             self.net = nn.parallel.DistributedDataParallel(self.model, find_unused_parameters=config.schedule != "joint")
         self.optimizers = self._build_optimizers()
-        self.schedulers = [
-            torch.optim.lr_scheduler.MultiStepLR(o, milestones=config.milestone_steps(), gamma=config.gamma)
-            for o in self.optimizers
-        ]
         self._restore_optimizer_state()
         self.history: list[dict[str, float]] = []
         self.last_eval: EvalResult | None = None
@@ -108,15 +105,11 @@ class Trainer:
             return
         path = _optim_path(Path(self.cfg.resume))
         if not path.is_file():
-            for scheduler in self.schedulers:
-                scheduler.last_epoch = self.step
             return
         state = torch.load(path, map_location="cpu", weights_only=True)
         if len(state["optimizers"]) == len(self.optimizers):
             for opt, s in zip(self.optimizers, state["optimizers"]):
                 opt.load_state_dict(s)
-            for sch, s in zip(self.schedulers, state["schedulers"]):
-                sch.load_state_dict(s)
 
     def _train_images(self) -> list[np.ndarray]:
         if self.cfg.data:
@@ -132,7 +125,7 @@ class Trainer:
         remaining = max(cfg.steps - self.step, 0)
         samples = remaining * cfg.batch * self.dist.world
         dataset = SyntheticPairs(
-            self._train_images(),
+            self.images,
             self.degradations,
             CropConfig(size=cfg.crop),
             samples=max(samples, 1),
@@ -147,6 +140,11 @@ class Trainer:
         restored, fake_lq = self.net(lq, gt)
         return F.l1_loss(restored, gt), F.l1_loss(fake_lq, lq)
 
+    def learning_rate(self) -> float:
+        """Multi-step decay: ``lr * gamma ** (milestones passed)``, a function of the global step."""
+        passed = sum(self.step >= m for m in self.cfg.milestone_steps())
+        return self.cfg.lr * self.cfg.gamma**passed
+
     def train_step(self, lq: torch.Tensor, gt: torch.Tensor) -> dict[str, float]:
         if self.cfg.schedule == "joint":
             opt = self.optimizers[0]
@@ -160,6 +158,8 @@ class Trainer:
             self.model.restoration_net.requires_grad_(restoring)
             rest, deg = self._losses(lq, gt)
             loss = rest + deg if restoring else deg
+        for group in opt.param_groups:
+            group["lr"] = self.learning_rate()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         params = [p for group in opt.param_groups for p in group["params"]]
@@ -167,10 +167,8 @@ class Trainer:
         opt.step()
         if self.cfg.schedule != "joint":
             self.model.requires_grad_(True)
-        for scheduler in self.schedulers:
-            scheduler.step()
         self.step += 1
-        return {"loss": float(loss), "restore": float(rest), "degrad": float(deg)}
+        return {"loss": loss.item(), "restore": rest.item(), "degrad": deg.item()}
 
     # -- validation and saving --------------------------------------------------------
     def validate(self, progress: bool = False) -> EvalResult:
@@ -208,7 +206,7 @@ class Trainer:
 
         meta.preset = preset_name(self.model.config)
         save_checkpoint(target, self.model, meta)
-        optim = {"optimizers": [o.state_dict() for o in self.optimizers], "schedulers": [s.state_dict() for s in self.schedulers]}
+        optim = {"optimizers": [o.state_dict() for o in self.optimizers]}
         tmp = _optim_path(target).with_suffix(".tmp")
         torch.save(optim, tmp)
         os.replace(tmp, _optim_path(target))
@@ -218,10 +216,11 @@ class Trainer:
     def fit(self, progress: bool = True) -> Path | None:
         cfg = self.cfg
         show = progress and self.dist.main
+        loader = self._loader()
         bar = tqdm(total=cfg.steps, initial=self.step, desc="train", unit="step", disable=not show, dynamic_ncols=True)
         started = time.time()
         running: dict[str, float] = {}
-        for batch in self._loader():
+        for batch in loader:
             if self.step >= cfg.steps:
                 break
             losses = self.train_step(batch["lq"], batch["gt"])

@@ -1,0 +1,265 @@
+"""Static INT8 quantisation with ONNX Runtime: calibrate once, write any number of variants.
+
+The output is a QDQ graph (QuantizeLinear/DequantizeLinear around each quantised op):
+ONNX Runtime fuses it into integer kernels on the CPU and TensorRT builds explicit-precision
+INT8 engines from it. Defaults follow what TensorRT wants: per-channel symmetric INT8
+weights, symmetric INT8 activations (zero point 0).
+
+Calibration ranges are computed once per method and cached (ONNX Runtime's
+``calibration_cache_path``), so the sensitivity analysis can write many variants that differ
+only in the nodes kept in float without calibrating again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from ..artifact import META_PREFIX, ArtifactMeta
+from ..errors import ArtifactError, InputError
+from .reader import CalibrationSet
+
+METHODS = ("minmax", "entropy", "percentile")
+ACTIVATIONS = ("int8", "uint8")
+WEIGHTED_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm")  # the layers sensitivity works on
+QUANT_PROP = META_PREFIX + "quantization"
+
+
+@dataclass(frozen=True)
+class QuantSettings:
+    """How to quantise: calibration method, number formats, which ops.
+
+    ``activations`` ``"int8"`` is symmetric INT8 (what TensorRT needs), ``"uint8"`` asymmetric
+    UINT8 (often faster in ONNX Runtime's x86 kernels). ``op_types`` None quantises every op
+    type ONNX Runtime can (the most integer coverage); e.g. ``("Conv", "MatMul")`` only those.
+    ``max_samples`` uses only the first samples of the set; ``chunk`` is how many calibration
+    batches ONNX Runtime holds in memory at once.
+    """
+
+    method: str = "entropy"
+    activations: str = "int8"
+    per_channel: bool = True
+    op_types: tuple[str, ...] | None = None
+    percentile: float = 99.999
+    max_samples: int | None = None
+    batch_size: int = 1
+    chunk: int = 4
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise InputError(f"calibration method {self.method!r} is unknown; choose one of {', '.join(METHODS)}")
+        if self.activations not in ACTIVATIONS:
+            raise InputError(f"activation type {self.activations!r} is unknown; choose one of {', '.join(ACTIVATIONS)}")
+        if not 0.0 < self.percentile <= 100.0:
+            raise InputError(f"percentile must lie in (0, 100], got {self.percentile}")
+        if self.chunk < 1 or self.batch_size < 1:
+            raise InputError("chunk and batch size must be >= 1")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["op_types"] = list(self.op_types) if self.op_types else "all"
+        data["format"] = "QDQ"
+        data["weights"] = "int8 symmetric" + (" per-channel" if self.per_channel else " per-tensor")
+        return data
+
+
+def _quant_api() -> Any:
+    from onnxruntime import quantization
+
+    return quantization
+
+
+def _largest_divisor(total: int, at_most: int) -> int:
+    return next(d for d in range(min(total, at_most), 0, -1) if total % d == 0)
+
+
+class Quantizer:
+    """Quantises one FP32 ONNX model with one calibration set and one set of settings.
+
+    ``calibrate()`` runs the calibration (once); ``write(out, exclude=...)`` writes an INT8
+    model keeping the named nodes in float. Work files live in ``workdir``.
+    """
+
+    def __init__(
+        self,
+        fp32_onnx: str | os.PathLike[str],
+        calib: CalibrationSet,
+        settings: QuantSettings,
+        workdir: str | os.PathLike[str],
+        *,
+        channel_order: str | None = None,
+        progress: bool = True,
+    ) -> None:
+        from .evaluate import input_shape, model_meta
+
+        self.source = Path(fp32_onnx)
+        if not self.source.is_file():
+            raise ArtifactError(f"{self.source}: no such ONNX file; export the FP32 model first (ndr-export)")
+        self.meta = model_meta(self.source)
+        self.channel_order = channel_order or self.meta.channel_order
+        self.calib = calib
+        self.settings = settings
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.progress = progress
+        calib.check_input_size(input_shape(self.source), multiple=self.meta.size_multiple, what=self.source.name)
+        self.model = self._preprocess()
+        self.cache = self.workdir / f"ranges-{settings.method}-{settings.activations}.json"
+        self.calibration_s: float | None = None
+
+    # -- preparation -------------------------------------------------------------------
+    def _preprocess(self) -> Path:
+        """ONNX Runtime's pre-processing (graph optimisation + shape inference) when it works on
+        this graph; the model unchanged otherwise."""
+        target = self.workdir / "fp32-pre.onnx"
+        try:
+            from onnxruntime.quantization.shape_inference import quant_pre_process
+
+            quant_pre_process(str(self.source), str(target), skip_symbolic_shape=True)
+            return target
+        except Exception as exc:  # pre-processing is an optimisation; quantisation works without it
+            logging.getLogger(__name__).info("quant_pre_process failed (%s); quantising the model as exported", exc)
+            shutil.copyfile(self.source, target)
+            return target
+
+    def quantizable_nodes(self, op_types: Sequence[str] = WEIGHTED_OPS) -> list[tuple[str, str]]:
+        """(name, op type) of the nodes with weights, in graph order, as named in the quantised graph."""
+        import onnx
+
+        graph = onnx.load(str(self.model), load_external_data=False).graph
+        return [(n.name, n.op_type) for n in graph.node if n.op_type in op_types]
+
+    def _op_types(self) -> list[str] | None:
+        return list(self.settings.op_types) if self.settings.op_types else None
+
+    def _extra_options(self, strided: int | None) -> dict[str, Any]:
+        symmetric = self.settings.activations == "int8"
+        options: dict[str, Any] = {
+            "ActivationSymmetric": symmetric,
+            "WeightSymmetric": True,
+            "CalibPercentile": self.settings.percentile,
+        }
+        if strided:
+            options["CalibStridedMinMax"] = strided
+        return options
+
+    def _types(self) -> tuple[Any, Any]:
+        q = _quant_api()
+        act = q.QuantType.QInt8 if self.settings.activations == "int8" else q.QuantType.QUInt8
+        return act, q.QuantType.QInt8
+
+    def _method(self) -> Any:
+        q = _quant_api()
+        return {
+            "minmax": q.CalibrationMethod.MinMax,
+            "entropy": q.CalibrationMethod.Entropy,
+            "percentile": q.CalibrationMethod.Percentile,
+        }[self.settings.method]
+
+    # -- calibration and writing --------------------------------------------------------
+    def calibrate(self) -> Path:
+        """Collect activation ranges over the calibration set (streamed in chunks) and cache them."""
+        if self.cache.is_file():
+            return self.cache
+        from tqdm import tqdm
+
+        from .datareader import SetDataReader
+
+        q = _quant_api()
+        bar = tqdm(desc=f"calibrate ({self.settings.method})", unit="batch", disable=not self.progress, leave=False)
+        reader = SetDataReader(
+            self.calib, self.channel_order, self.settings.batch_size, limit=self.settings.max_samples,
+            on_batch=lambda: bar.update(),
+        )
+        if len(reader) == 0:
+            raise InputError(f"{self.calib.path}: the calibration set is empty; build it with --samples >= 1")
+        bar.total = len(reader)
+        stride = _largest_divisor(len(reader), self.settings.chunk)
+        activation_type, weight_type = self._types()
+        scratch = self.workdir / "calibrated-all.onnx"
+        start = time.perf_counter()
+        with bar:
+            _quiet_quantize(
+                q.quantize_static,
+                str(self.model),
+                str(scratch),
+                reader,
+                quant_format=q.QuantFormat.QDQ,
+                op_types_to_quantize=self._op_types(),
+                per_channel=self.settings.per_channel,
+                activation_type=activation_type,
+                weight_type=weight_type,
+                calibrate_method=self._method(),
+                calibration_cache_path=str(self.cache),
+                calibration_providers=["CPUExecutionProvider"],
+                extra_options=self._extra_options(stride if stride < len(reader) else None),
+            )
+        self.calibration_s = time.perf_counter() - start
+        return self.cache
+
+    def write(self, out_path: str | os.PathLike[str], exclude: Sequence[str] = (), details: dict | None = None) -> Path:
+        """Write the INT8 model keeping ``exclude`` (node names) in float; metadata says ``int8``."""
+        import onnx
+
+        self.calibrate()
+        q = _quant_api()
+        out = Path(out_path)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        activation_type, weight_type = self._types()
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".onnx", dir=out.parent)
+        os.close(fd)
+        tmp = Path(tmp_name)
+        try:
+            _quiet_quantize(
+                q.quantize_static,
+                str(self.model),
+                str(tmp),
+                None,
+                quant_format=q.QuantFormat.QDQ,
+                op_types_to_quantize=self._op_types(),
+                per_channel=self.settings.per_channel,
+                activation_type=activation_type,
+                weight_type=weight_type,
+                calibrate_method=self._method(),
+                calibration_cache_path=str(self.cache),
+                nodes_to_exclude=list(exclude),
+                extra_options=self._extra_options(None),
+            )
+            model = onnx.load(str(tmp))
+            props = {p.key: p.value for p in onnx.load(str(self.source), load_external_data=False).metadata_props}
+            meta = replace(ArtifactMeta.from_props(props, str(self.source)), precision="int8")
+            props.update(meta.to_props())
+            props[QUANT_PROP] = json.dumps(
+                {**self.settings.to_dict(), "excluded": list(exclude), **(details or {})}, sort_keys=True
+            )
+            del model.metadata_props[:]
+            for key, value in props.items():
+                model.metadata_props.add(key=key, value=value)
+            onnx.save(model, str(tmp))
+            os.replace(tmp, out)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return out
+
+
+def _quiet_quantize(func: Any, *args: Any, **kwargs: Any) -> None:
+    """ONNX Runtime logs a pre-processing hint on every call and prints calibration chatter to
+    stdout; keep both out of the user's output (our own progress bar says what is happening)."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(max(level, logging.ERROR))
+    try:
+        with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+            func(*args, **kwargs)
+    finally:
+        root.setLevel(level)

@@ -1,0 +1,202 @@
+"""Which layers' quantisation costs the most restored PSNR, and a quality-aware INT8 that keeps
+the worst of them in float until the loss against FP32 is within a budget on every degradation.
+
+Layers with weights (Conv, MatMul, Gemm) are grouped by the module they belong to (coarser
+when there are many), so the analysis costs one quantised evaluation per group. A group's
+sensitivity is what keeping it alone in float recovers; the greedy search then keeps groups in
+float in that order, accepting a group only if the worst-degradation loss really drops.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from tqdm import tqdm
+
+from .evaluate import QualityResult, evaluate_onnx
+from .quantize import WEIGHTED_OPS, Quantizer
+
+
+@dataclass(frozen=True)
+class LayerGroup:
+    name: str
+    nodes: tuple[str, ...]
+    ops: tuple[str, ...]
+
+
+def _module_path(node_name: str) -> list[str]:
+    """``/net/block1/block1.0/attn/qkv/Conv`` -> ``['net', 'block1', 'block1.0', 'attn', 'qkv']``."""
+    parts = [p for p in node_name.split("/") if p]
+    return parts[:-1] if len(parts) > 1 else parts
+
+
+def group_layers(nodes: Sequence[tuple[str, str]], max_groups: int = 32) -> list[LayerGroup]:
+    """Group (name, op) nodes by module path, trimming the path one level at a time until at most
+    ``max_groups`` groups remain (a single layer is its own group when there are few)."""
+    paths = [_module_path(name) for name, _ in nodes]
+    depth = max((len(p) for p in paths), default=1)
+    while True:
+        grouped: OrderedDict[str, list[int]] = OrderedDict()
+        for index, path in enumerate(paths):
+            key = "/" + "/".join(path[:depth]) if path else nodes[index][0]
+            grouped.setdefault(key, []).append(index)
+        if len(grouped) <= max_groups or depth <= 1:
+            break
+        depth -= 1
+    return [
+        LayerGroup(key, tuple(nodes[i][0] for i in idx), tuple(nodes[i][1] for i in idx))
+        for key, idx in grouped.items()
+    ]
+
+
+def worst(loss: dict[str, float]) -> float:
+    return max(loss.values()) if loss else 0.0
+
+
+@dataclass
+class GroupSensitivity:
+    group: str
+    nodes: int
+    loss_db: dict[str, float]  # loss against FP32 with this group alone kept in float
+    recovers_db: float  # worst-degradation loss of full INT8 minus that of this variant
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"group": self.group, "nodes": self.nodes, "loss_db": self.loss_db,
+                "recovers_db": round(self.recovers_db, 4)}
+
+
+@dataclass
+class QualityAwareResult:
+    budget_db: float | None
+    excluded_groups: list[str]
+    excluded: list[dict[str, str]]  # {"node", "op", "reason"}
+    loss_db: dict[str, float]
+    full_int8_loss_db: dict[str, float]
+    psnr_fp32: dict[str, float]
+    psnr_int8: dict[str, float]
+    within_budget: bool
+    sensitivity: list[GroupSensitivity] = field(default_factory=list)
+    steps: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "budget_db": self.budget_db,
+            "within_budget": self.within_budget,
+            "excluded_groups": self.excluded_groups,
+            "excluded": self.excluded,
+            "loss_db": self.loss_db,
+            "full_int8_loss_db": self.full_int8_loss_db,
+            "psnr_fp32": self.psnr_fp32,
+            "psnr_int8": self.psnr_int8,
+            "sensitivity": [s.to_dict() for s in self.sensitivity],
+            "steps": self.steps,
+        }
+
+
+class SensitivityRunner:
+    """Writes INT8 variants with a :class:`Quantizer` and scores them on an evaluation set;
+    results are cached by the set of excluded groups, so no variant is scored twice."""
+
+    def __init__(
+        self,
+        quantizer: Quantizer,
+        eval_set: Sequence[Any],
+        *,
+        reference: QualityResult | None = None,
+        max_groups: int = 32,
+        threads: int | None = None,
+        progress: bool = True,
+    ) -> None:
+        self.quantizer = quantizer
+        self.eval_set = eval_set
+        self.threads = threads
+        self.progress = progress
+        nodes = quantizer.quantizable_nodes(WEIGHTED_OPS)
+        self.groups = group_layers(nodes, max_groups)
+        self.by_name = {g.name: g for g in self.groups}
+        self.reference = reference or evaluate_onnx(
+            quantizer.source, eval_set, threads=threads, channel_order=quantizer.channel_order
+        )
+        self._cache: dict[frozenset[str], dict[str, float]] = {}
+        self._scratch = quantizer.workdir / "variant.onnx"
+
+    def nodes_of(self, groups: Sequence[str]) -> list[str]:
+        return [node for g in groups for node in self.by_name[g].nodes]
+
+    def loss(self, excluded_groups: Sequence[str]) -> dict[str, float]:
+        """Loss (dB) per degradation against FP32 of INT8 with ``excluded_groups`` kept in float."""
+        key = frozenset(excluded_groups)
+        if key not in self._cache:
+            path = self.quantizer.write(self._scratch, self.nodes_of(sorted(key)))
+            result = evaluate_onnx(path, self.eval_set, threads=self.threads,
+                                   channel_order=self.quantizer.channel_order)
+            self._cache[key] = result.loss_against(self.reference)
+        return self._cache[key]
+
+    def sensitivity(self) -> list[GroupSensitivity]:
+        """Per group: the loss when that group alone stays in float; sorted, most sensitive first."""
+        full = worst(self.loss([]))
+        rows = []
+        for group in tqdm(self.groups, desc="sensitivity", unit="group", disable=not self.progress, leave=False):
+            loss = self.loss([group.name])
+            rows.append(GroupSensitivity(group.name, len(group.nodes), loss, full - worst(loss)))
+        rows.sort(key=lambda r: (-r.recovers_db, sum(r.loss_db.values())))
+        return rows
+
+    def quality_aware(
+        self, budget_db: float, *, min_gain_db: float = 0.005, log: Callable[[str], None] | None = None
+    ) -> QualityAwareResult:
+        """Keep the most sensitive groups in float, one at a time, until every degradation's loss
+        is <= ``budget_db`` (or no group helps any more)."""
+        full_loss = self.loss([])
+        result_psnr = {k: self.reference.psnr[k] - v for k, v in full_loss.items()}
+        steps: list[dict[str, Any]] = [{"excluded": [], "loss_db": full_loss, "worst_db": worst(full_loss)}]
+        excluded: list[str] = []
+        reasons: dict[str, str] = {}
+        ranking: list[GroupSensitivity] = []
+        current = full_loss
+        if worst(current) > budget_db:
+            ranking = self.sensitivity()
+            for row in ranking:
+                if worst(current) <= budget_db:
+                    break
+                if row.recovers_db <= 0:
+                    continue  # alone it does not help; neither will it in company, usually
+                trial = self.loss([*excluded, row.group])
+                gain = worst(current) - worst(trial)
+                accepted = gain > min_gain_db
+                steps.append({"try": row.group, "loss_db": trial, "worst_db": worst(trial), "accepted": accepted})
+                if log:
+                    log(f"float {row.group}: worst loss {worst(current):.3f} -> {worst(trial):.3f} dB"
+                        f"{'' if accepted else ' (rejected)'}")
+                if not accepted:
+                    continue
+                worst_deg = max(current, key=lambda k: current[k])
+                reasons[row.group] = (
+                    f"quality: keeping it in float lowers the worst INT8 loss from {worst(current):.3f} to "
+                    f"{worst(trial):.3f} dB ({worst_deg} was worst; alone it recovers {row.recovers_db:.3f} dB; "
+                    f"budget {budget_db} dB)"
+                )
+                excluded.append(row.group)
+                current = trial
+            result_psnr = {k: self.reference.psnr[k] - v for k, v in current.items()}
+        nodes = [
+            {"node": node, "op": op, "reason": reasons[g]}
+            for g in excluded
+            for node, op in zip(self.by_name[g].nodes, self.by_name[g].ops, strict=True)
+        ]
+        return QualityAwareResult(
+            budget_db=budget_db,
+            excluded_groups=excluded,
+            excluded=nodes,
+            loss_db=current,
+            full_int8_loss_db=full_loss,
+            psnr_fp32={k: round(v, 4) for k, v in self.reference.psnr.items()},
+            psnr_int8={k: round(v, 4) for k, v in result_psnr.items()},
+            within_budget=worst(current) <= budget_db,
+            sensitivity=ranking,
+            steps=steps,
+        )

@@ -1,0 +1,176 @@
+"""PyTorch datasets: synthetic training pairs made on the fly, and real pairs from disk.
+
+``SyntheticPairs`` item ``i`` depends only on ``(seed, i)``: every DDP rank, DataLoader
+worker and resumed run sees the same sample for the same index. Per item it draws an image
+and a degradation, crops a ``crop.size`` square at a random position (images smaller than
+the crop are first reflect-padded on the right/bottom), applies a random flip and 90-degree
+rotation to the **clean** crop, then degrades it (so rain stays near-vertical and haze far at
+the top, as in real photos). Tensors are float32 3xSxS on [0, 1] in ``channel_order``.
+
+``PairedFolder`` items are numpy float32 HxWx3 **RGB** (full images, what evaluation uses);
+``PairedFolder.tensors(i)`` gives 3xHxW tensors in ``channel_order`` for training on real pairs.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ..degradations import degrade, parse_names
+from ..errors import InputError
+from ..frames import CHANNEL_ORDERS, check_frame, reorder, to_float
+from .eval_set import EvalSample, centre_crop, synthetic_eval_set
+from .folders import LAYOUTS, PAIR_LAYOUTS, Pair, find_pairs, load_clean_folder, load_pair
+
+__all__ = [
+    "LAYOUTS",
+    "PAIR_LAYOUTS",
+    "CropConfig",
+    "EvalSample",
+    "Pair",
+    "PairedFolder",
+    "SyntheticPairs",
+    "centre_crop",
+    "find_pairs",
+    "load_clean_folder",
+    "load_pair",
+    "synthetic_eval_set",
+]
+
+
+@dataclass(frozen=True)
+class CropConfig:
+    """Training crop: ``size`` x ``size`` pixels, random flips, random 90-degree rotations."""
+
+    size: int = 128
+    flips: bool = True
+    rotations: bool = True
+
+    def __post_init__(self) -> None:
+        if self.size < 1:
+            raise InputError(f"crop size must be positive, got {self.size}")
+
+
+def _check_order(channel_order: str) -> str:
+    if channel_order not in CHANNEL_ORDERS:
+        raise InputError(f"channel order must be one of {CHANNEL_ORDERS}, got {channel_order!r}")
+    return channel_order
+
+
+def _to_tensor(rgb: np.ndarray, channel_order: str) -> torch.Tensor:
+    chw = reorder(rgb, "RGB", channel_order).transpose(2, 0, 1)
+    return torch.from_numpy(np.ascontiguousarray(chw, dtype=np.float32))
+
+
+def random_crop(image: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    """A ``size`` square at a random position; smaller images are reflect-padded right/bottom."""
+    h, w = image.shape[:2]
+    if h < size or w < size:
+        image = np.pad(image, ((0, max(size - h, 0)), (0, max(size - w, 0)), (0, 0)), mode="reflect")
+        h, w = image.shape[:2]
+    top = int(rng.integers(h - size + 1))
+    left = int(rng.integers(w - size + 1))
+    return image[top: top + size, left: left + size]
+
+
+def augment(image: np.ndarray, crop: CropConfig, rng: np.random.Generator) -> np.ndarray:
+    """Random horizontal/vertical flips and 90-degree rotations (the 8 symmetries of a square)."""
+    hflip, vflip, turns = bool(rng.integers(2)), bool(rng.integers(2)), int(rng.integers(4))
+    if crop.flips and hflip:
+        image = image[:, ::-1]
+    if crop.flips and vflip:
+        image = image[::-1]
+    if crop.rotations and turns:
+        image = np.rot90(image, turns)
+    return image
+
+
+class SyntheticPairs(Dataset):
+    """Clean images with degradations synthesised on the fly; ``samples`` items, each
+    ``dict(lq=Tensor 3xSxS, gt=Tensor 3xSxS, degradation=str)``, deterministic per (seed, i)."""
+
+    def __init__(
+        self,
+        images: Sequence[np.ndarray],
+        degradations: Sequence[str],
+        crop: CropConfig,
+        samples: int,
+        seed: int,
+        channel_order: str = "BGR",
+    ) -> None:
+        if not images:
+            raise InputError("SyntheticPairs: no clean images given")
+        if samples < 0:
+            raise InputError(f"SyntheticPairs: samples must be non-negative, got {samples}")
+        if seed < 0:
+            raise InputError(f"SyntheticPairs: seed must be non-negative, got {seed}")
+        self.images = [check_frame(img, f"training image {k}") for k, img in enumerate(images)]
+        self.degradations = parse_names(list(degradations))
+        self.crop = crop
+        self.samples = int(samples)
+        self.seed = int(seed)
+        self.channel_order = _check_order(channel_order)
+
+    def __len__(self) -> int:
+        return self.samples
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if not 0 <= index < self.samples:
+            raise IndexError(f"SyntheticPairs index {index} out of range [0, {self.samples})")
+        rng = np.random.default_rng([self.seed, int(index)])
+        image = self.images[int(rng.integers(len(self.images)))]
+        name = self.degradations[int(rng.integers(len(self.degradations)))]
+        clean = to_float(np.ascontiguousarray(augment(random_crop(image, self.crop.size, rng), self.crop, rng)))
+        degraded = degrade(clean, name, rng)
+        return {
+            "lq": _to_tensor(degraded, self.channel_order),
+            "gt": _to_tensor(clean, self.channel_order),
+            "degradation": name,
+        }
+
+
+class PairedFolder(Dataset):
+    """Real degraded/clean pairs (layouts in ``ndr_edge.data.folders``), loaded lazily, full
+    size. Items: ``dict(lq=float32 HxWx3 RGB, gt=..., name=str)`` on [0, 1]."""
+
+    def __init__(self, root: str | os.PathLike[str], layout: str = "auto", channel_order: str = "BGR") -> None:
+        self.root = root
+        self.layout, self.pairs = find_pairs(root, layout)
+        self.channel_order = _check_order(channel_order)
+
+    @property
+    def names(self) -> list[str]:
+        return [p.name for p in self.pairs]
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if not 0 <= index < len(self.pairs):
+            raise IndexError(f"PairedFolder index {index} out of range [0, {len(self.pairs)})")
+        pair = self.pairs[index]
+        lq, gt = load_pair(pair, self.layout)
+        return {"lq": lq, "gt": gt, "name": pair.name}
+
+    def tensors(self, index: int) -> dict[str, Any]:
+        """The same pair as 3xHxW float32 tensors in ``channel_order``."""
+        item = self[index]
+        return {
+            "lq": _to_tensor(item["lq"], self.channel_order),
+            "gt": _to_tensor(item["gt"], self.channel_order),
+            "name": item["name"],
+        }
+
+    def eval_samples(self, degradation: str = "real") -> list[EvalSample]:
+        """Every pair as an ``EvalSample`` (loads all images)."""
+        samples = []
+        for i in range(len(self)):
+            item = self[i]
+            samples.append(EvalSample(degradation, item["name"], item["lq"], item["gt"]))
+        return samples

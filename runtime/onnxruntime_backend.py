@@ -1,0 +1,115 @@
+"""ONNX Runtime backend: CPU by default, the CUDA (and, on request, TensorRT) execution
+providers when the installed onnxruntime has them. ``onnxruntime`` is imported when a
+backend is constructed, never at package import."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..artifact import INPUT_NAME, OUTPUT_NAME, ArtifactMeta
+from ..errors import ArtifactError, BackendUnavailableError
+from .backend import Backend
+
+PROVIDER_ALIASES = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+    "trt": "TensorrtExecutionProvider",
+}
+# TensorRT EP builds an engine on the first run (minutes): used only when asked for.
+DEFAULT_PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
+_ORT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}
+
+
+def import_onnxruntime() -> Any:
+    try:
+        import onnxruntime
+    except ImportError as exc:
+        raise BackendUnavailableError(
+            "onnxruntime is not installed; pip install onnxruntime (or onnxruntime-gpu), i.e. ndr-edge[ort]"
+        ) from exc
+    return onnxruntime
+
+
+def resolve_providers(requested: list[str] | tuple[str, ...] | None, available: list[str]) -> list[str]:
+    """Provider names in priority order. ``None``: CUDA when available, then CPU. Names may be
+    short (``cpu``, ``cuda``, ``tensorrt``); a requested provider that is not available is an error."""
+    if not requested:
+        return [p for p in DEFAULT_PROVIDERS if p in available] or list(available[:1])
+    resolved = []
+    for name in requested:
+        full = PROVIDER_ALIASES.get(name.strip().lower(), name.strip())
+        if full not in available:
+            raise BackendUnavailableError(
+                f"ONNX Runtime provider {name!r} is not available here (available: {', '.join(available)}); "
+                "install onnxruntime-gpu for CUDA/TensorRT or choose one of those"
+            )
+        if full not in resolved:
+            resolved.append(full)
+    return resolved
+
+
+def check_model_file(path: Path) -> None:
+    if not path.exists():
+        raise ArtifactError(f"{path}: model file not found; check the path or run ndr-export")
+    if not path.is_file():
+        raise ArtifactError(f"{path}: not a file; pass an .onnx file, an .engine file or an export folder")
+    if path.stat().st_size == 0:
+        raise ArtifactError(f"{path}: empty model file; re-run ndr-export")
+
+
+class OnnxRuntimeBackend(Backend):
+    """An ``onnxruntime.InferenceSession`` over one ndr-edge ONNX artifact."""
+
+    name = "onnxruntime"
+
+    def __init__(
+        self,
+        path: str | Path,
+        providers: list[str] | tuple[str, ...] | None = None,
+        threads: int | None = None,
+    ) -> None:
+        path = Path(path)
+        check_model_file(path)
+        ort = import_onnxruntime()
+        chosen = resolve_providers(providers, list(ort.get_available_providers()))
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        if threads:
+            options.intra_op_num_threads = threads
+        try:
+            session = ort.InferenceSession(str(path), sess_options=options, providers=chosen)
+        except Exception as exc:  # onnxruntime raises its own exception types per failure
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ArtifactError(
+                f"{path}: cannot load the ONNX model ({reason[:200]}); the file is truncated or not an ONNX "
+                "model; re-export it with ndr-export"
+            ) from exc
+        meta = ArtifactMeta.from_props(dict(session.get_modelmeta().custom_metadata_map), source=str(path))
+        super().__init__(path, meta)
+        inputs, outputs = session.get_inputs(), session.get_outputs()
+        if [i.name for i in inputs] != [INPUT_NAME] or OUTPUT_NAME not in [o.name for o in outputs]:
+            raise ArtifactError(
+                f"{path}: expected one input {INPUT_NAME!r} and an output {OUTPUT_NAME!r}, found inputs "
+                f"{[i.name for i in inputs]} and outputs {[o.name for o in outputs]}; export it with ndr-export"
+            )
+        self._input_dtype = _ORT_TYPES.get(inputs[0].type)
+        if self._input_dtype is None:
+            raise ArtifactError(f"{path}: unsupported input type {inputs[0].type}; expected a float tensor")
+        self._session = session
+        self.providers: list[str] = list(session.get_providers())
+
+    def describe(self) -> str:
+        short = ",".join(p.replace("ExecutionProvider", "") for p in self.providers)
+        return f"onnxruntime [{short}] ({self.path.name}, {self.meta.precision})"
+
+    def infer_impl(self, batch: np.ndarray) -> np.ndarray:
+        feed = batch if self._input_dtype is np.float32 else batch.astype(self._input_dtype)
+        (output,) = self._session.run([OUTPUT_NAME], {INPUT_NAME: feed})
+        return np.asarray(output, dtype=np.float32)
+
+    def close_impl(self) -> None:
+        self._session = None
