@@ -7,6 +7,8 @@ order and value range, H and W multiples of the model's size multiple.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 
 from .errors import InputError
@@ -58,7 +60,7 @@ def pad_to_multiple(batch: np.ndarray, multiple: int) -> tuple[np.ndarray, tuple
     ph, pw = (-h) % multiple, (-w) % multiple
     if ph == 0 and pw == 0:
         return batch, (h, w)
-    mode = "reflect" if ph < h and pw < w else "edge"
+    mode: Literal["reflect", "edge"] = "reflect" if ph < h and pw < w else "edge"
     padded = np.pad(batch, ((0, 0), (0, 0), (0, ph), (0, pw)), mode=mode)
     return padded, (h, w)
 

@@ -140,6 +140,8 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
             if rgb is None:
                 img.load()
                 rgb = _to_rgb8(img)
+    except PermissionError as err:
+        raise InputError(f"{p}: cannot read image (permission denied); check the file's permissions") from err
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
         reason = str(err).strip() or type(err).__name__
         raise InputError(f"{p}: cannot read image ({reason}); the file is corrupt or not an image") from err
