@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ..artifact import atomic_write_json, sha256_file
+from ..artifact import atomic_write_json, default_file_mode, sha256_file
 from ..errors import InputError
-from .recipe import CLEAN, REAL, CalibrationRecipe
 from .reader import MANIFEST_NAME, SET_FORMAT, SET_SCHEMA, CalibrationSet, shard_name
+from .recipe import CLEAN, REAL, CalibrationRecipe
 
 
 @dataclass(frozen=True)
@@ -200,9 +200,7 @@ def _write_shards(
 
 def _chmod_default(path: Path, mode: int) -> None:
     """Give a temporary file or folder the permissions a plain ``open``/``mkdir`` would have."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, mode & ~umask)
+    os.chmod(path, default_file_mode(mode))
 
 
 def _move_into_place(tmp: Path, out: Path) -> None:

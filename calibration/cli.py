@@ -107,7 +107,7 @@ def build(folders: tuple[str, ...], output: str, recipe: str | None, samples: in
     from .build import build_set
     from .recipe import CalibrationRecipe
 
-    fields = dict(samples=samples, crop=crop, seed=seed, shard_size=shard_size)
+    fields: dict[str, Any] = {"samples": samples, "crop": crop, "seed": seed, "shard_size": shard_size}
     if real:
         if recipe:
             raise click.UsageError("--real takes the frames as they are; drop --recipe")
@@ -141,13 +141,15 @@ def info(set_dir: str, verify: bool) -> None:
 @click.option("--activations", type=click.Choice(["int8", "uint8"]), default="int8", show_default=True,
               help="int8: symmetric (TensorRT); uint8: asymmetric (ONNX Runtime CPU).")
 @click.option("--samples", "max_samples", type=click.IntRange(1), help="Use only the first N crops of the set.")
+@click.option("--modelopt/--no-modelopt", default=None,
+              help="Also quantise with NVIDIA ModelOpt (entropy, max). Default: when it is installed.")
 @_eval_options
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Also write the comparison as JSON.")
 @click.option("--markdown", is_flag=True, help="Print the table as markdown.")
 @click.option("--quiet", is_flag=True)
 @one_line_errors(PROG)
 def compare(model: str, set_dir: str | None, methods: str, activations: str, max_samples: int | None,
-            eval_data: str | None, degradations: str | None, eval_max_side: int, threads: int | None,
+            modelopt: bool | None, eval_data: str | None, degradations: str | None, eval_max_side: int, threads: int | None,
             latency_size: int, json_out: str | None, markdown: bool, quiet: bool) -> None:
     """Compare calibration methods on MODEL (FP32 ONNX) by restored PSNR lost per degradation."""
     import tempfile
@@ -160,12 +162,22 @@ def compare(model: str, set_dir: str | None, methods: str, activations: str, max
     unknown = [m for m in chosen if m not in METHODS]
     if unknown or not chosen:
         raise InputError(f"--methods: unknown {', '.join(unknown) or '(none)'}; choose from {', '.join(METHODS)}")
+    from .modelopt_backend import modelopt_backend, modelopt_status
+
+    available, why = modelopt_status()
+    if modelopt and not available:
+        from ..errors import BackendUnavailableError
+
+        raise BackendUnavailableError(f"--modelopt: {why}")
+    extra = {}
+    if modelopt or (modelopt is None and available):
+        extra = {f"modelopt-{m}": modelopt_backend(m, max_samples) for m in ("entropy", "minmax")}
     samples = _eval_set(eval_data, degradations, eval_max_side)
     with tempfile.TemporaryDirectory(prefix="ndr-calib-") as tmp:
         calib = _open_set(set_dir, Path(tmp), quiet)
         result = compare_methods(model, calib, methods=chosen, eval_set=samples, activations=activations,
                                  max_samples=max_samples, latency_shape=_latency_shape(latency_size),
-                                 threads=threads, progress=not quiet)
+                                 threads=threads, extra_backends=extra, progress=not quiet)
     click.echo(result.table(markdown))
     click.echo(f"best: {result.best.method} (worst-degradation loss {result.best.worst_db:+.3f} dB)")
     _write_json(json_out, {"model": model, **result.to_dict()})

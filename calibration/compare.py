@@ -79,7 +79,7 @@ def format_table(head: Sequence[str], rows: Sequence[Sequence[str]], markdown: b
         lines += ["| " + " | ".join(r) + " |" for r in rows]
         return "\n".join(lines)
     widths = [max(len(str(c)) for c in col) for col in zip(head, *rows, strict=False)]
-    fmt = lambda r: "  ".join(str(c).rjust(w) if i else str(c).ljust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
+    fmt = lambda r: "  ".join(str(c).rjust(w) if i else str(c).ljust(w) for i, (c, w) in enumerate(zip(r, widths)))
     return "\n".join([fmt(head), *(fmt(r) for r in rows)])
 
 
@@ -97,6 +97,7 @@ def compare_methods(
     threads: int | None = None,
     extra_backends: dict[str, Backend] | None = None,
     keep_dir: str | os.PathLike[str] | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
     progress: bool = True,
 ) -> Comparison:
     """Quantise with every method (all layers in INT8), score each by restored PSNR per degradation
@@ -112,7 +113,8 @@ def compare_methods(
         for method in methods:
             settings = QuantSettings(method=method, activations=activations,
                                      op_types=tuple(op_types) if op_types else None, max_samples=max_samples)
-            quantizer = Quantizer(fp32_onnx, calib, settings, work / f"work-{method}", progress=progress)
+            quantizer = Quantizer(fp32_onnx, calib, settings, work / f"work-{method}", progress=progress,
+                                  cache_dir=cache_dir)
             order = quantizer.channel_order
             out = quantizer.write(work / f"int8-{method}.onnx")
             scores.append(_score(method, "onnxruntime", out, samples, reference, quantizer.calibration_s or 0.0,

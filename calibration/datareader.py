@@ -42,7 +42,7 @@ class SetDataReader(CalibrationDataReader):
         self.on_batch = on_batch
 
     def __len__(self) -> int:
-        return -(-self.samples // self.batch_size)
+        return (self.samples + self.batch_size - 1) // self.batch_size
 
     def set_range(self, start_index: int, end_index: int) -> None:
         self._start, self._stop = max(0, start_index), min(len(self), end_index)
@@ -50,6 +50,12 @@ class SetDataReader(CalibrationDataReader):
 
     def rewind(self) -> None:
         self.set_range(0, len(self))
+
+    def get_first(self) -> dict[str, np.ndarray] | None:
+        """The first batch of the current range, without moving on (ModelOpt asks for it)."""
+        start = self._start * self.batch_size
+        batch = next(self.calib.iter_batches(self.batch_size, self.channel_order, start, start + self.batch_size), None)
+        return None if batch is None else {self.input_name: batch}
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         if self._batches is None:

@@ -191,7 +191,7 @@ def compare_latency(
 
 def _stats(values: list[float]) -> Latency:
     ordered = sorted(values)
-    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
+    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]
     return Latency(statistics.median(ordered), pick(0.1), pick(0.9), len(ordered))
 
 

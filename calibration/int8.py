@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from .evaluate import compare_latency, default_eval_set, evaluate_onnx
+from .evaluate import compare_latency, default_eval_set
 from .quantize import METHODS, Quantizer, QuantSettings
 from .reader import CalibrationSet
 from .recipe import CalibrationRecipe
@@ -104,11 +104,13 @@ def quantize_int8(
     op_types: Sequence[str] | None = None,
     max_samples: int | None = None,
     max_groups: int = 32,
+    min_gain_db: float = 0.005,
     evaluate: bool = True,
     latency_shape: tuple[int, int, int, int] | None = (1, 3, 256, 256),
     latency_repeats: int = 10,
     threads: int | None = None,
     workdir: str | os.PathLike[str] | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
 ) -> Int8Result:
     """Quantise ``fp32_onnx`` to a QDQ INT8 model at ``out_path``.
 
@@ -116,7 +118,8 @@ def quantize_int8(
     built-in demo training images. ``budget_db``: the largest PSNR loss against FP32 allowed on
     any degradation of ``eval_set`` (default: the demo held-out images under every evaluation
     degradation); layers are kept in float until it holds; None quantises everything.
-    ``latency_shape`` None skips the latency measurement.
+    ``latency_shape`` None skips the latency measurement. ``cache_dir`` keeps calibration ranges
+    between runs (keyed by model, set and settings).
     """
     if method not in METHODS:
         raise InputError(f"calibration method {method!r} is unknown; choose one of {', '.join(METHODS)}")
@@ -131,16 +134,19 @@ def quantize_int8(
     with tempfile.TemporaryDirectory(prefix="ndr-int8-", dir=workdir) as tmp:
         work = Path(tmp)
         calib = open_or_build_set(calibration, work, progress)
-        quantizer = Quantizer(fp32_onnx, calib, settings, work / "quant", progress=progress)
+        quantizer = Quantizer(fp32_onnx, calib, settings, work / "quant", progress=progress, cache_dir=cache_dir)
         quantizer.calibrate()
-        log(f"calibrated with {settings.method} on {len(calib) if max_samples is None else max_samples} crops "
-            f"in {quantizer.calibration_s or 0:.1f} s")
+        if quantizer.calibration_s is not None:
+            log(f"calibrated with {settings.method} on {len(calib) if max_samples is None else max_samples} crops "
+                f"in {quantizer.calibration_s:.1f} s")
 
         details: dict[str, Any] = {
             "budget_db": budget_db,
             "settings": settings.to_dict(),
             "calibration": {**calib.summary(), "seconds": round(quantizer.calibration_s or 0.0, 2)},
         }
+        if calibration is None:  # built in the temporary folder: say what it was, not where it was
+            details["calibration"]["path"] = "default recipe on the built-in demo training images (not kept)"
         notes: list[str] = []
         excluded: list[dict[str, str]] = []
         loss: dict[str, float] = {}
@@ -154,7 +160,7 @@ def quantize_int8(
             runner = SensitivityRunner(quantizer, samples, max_groups=max_groups, threads=threads, progress=progress)
             if budget_db is not None:
                 start = time.perf_counter()
-                qa = runner.quality_aware(budget_db, log=log)
+                qa = runner.quality_aware(budget_db, min_gain_db=min_gain_db, log=log)
                 details["quality_aware_s"] = round(time.perf_counter() - start, 1)
                 details.update(qa.to_dict())
                 excluded, loss, within = qa.excluded, qa.loss_db, qa.within_budget

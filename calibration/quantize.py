@@ -19,12 +19,12 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from ..artifact import META_PREFIX, ArtifactMeta
+from ..artifact import META_PREFIX, ArtifactMeta, publish
 from ..errors import ArtifactError, InputError
 from .reader import CalibrationSet
 
@@ -98,7 +98,9 @@ class Quantizer:
         *,
         channel_order: str | None = None,
         progress: bool = True,
+        cache_dir: str | os.PathLike[str] | None = None,
     ) -> None:
+        from ..artifact import sha256_file
         from .evaluate import input_shape, model_meta
 
         self.source = Path(fp32_onnx)
@@ -113,8 +115,17 @@ class Quantizer:
         self.progress = progress
         calib.check_input_size(input_shape(self.source), multiple=self.meta.size_multiple, what=self.source.name)
         self.model = self._preprocess()
-        self.cache = self.workdir / f"ranges-{settings.method}-{settings.activations}.json"
+        # ranges depend on the model, the set and the settings that shape calibration; with a
+        # cache_dir they are kept across runs (the benchmark calibrates each method once)
+        key = "-".join([
+            sha256_file(self.source)[:12], calib.fingerprint()[:12], settings.method, settings.activations,
+            "all" if not settings.op_types else "+".join(settings.op_types), f"p{settings.percentile:g}",
+            f"n{settings.max_samples or len(calib)}", self.channel_order,
+        ])
+        self.cache = Path(cache_dir or self.workdir) / f"ranges-{key}.json"
+        self.cache.parent.mkdir(parents=True, exist_ok=True)
         self.calibration_s: float | None = None
+        self._all_layers: Path | None = None
 
     # -- preparation -------------------------------------------------------------------
     def _preprocess(self) -> Path:
@@ -126,7 +137,7 @@ class Quantizer:
 
             quant_pre_process(str(self.source), str(target), skip_symbolic_shape=True)
             return target
-        except Exception as exc:  # pre-processing is an optimisation; quantisation works without it
+        except Exception as exc:  # noqa: BLE001 - pre-processing is an optimisation; quantisation works without it
             logging.getLogger(__name__).info("quant_pre_process failed (%s); quantising the model as exported", exc)
             shutil.copyfile(self.source, target)
             return target
@@ -186,8 +197,9 @@ class Quantizer:
         stride = _largest_divisor(len(reader), self.settings.chunk)
         activation_type, weight_type = self._types()
         scratch = self.workdir / "calibrated-all.onnx"
+        partial = self.cache.with_name(f".{self.cache.name}.{os.getpid()}.tmp")
         start = time.perf_counter()
-        with bar:
+        with bar, _removing(partial):
             _quiet_quantize(
                 q.quantize_static,
                 str(self.model),
@@ -199,11 +211,13 @@ class Quantizer:
                 activation_type=activation_type,
                 weight_type=weight_type,
                 calibrate_method=self._method(),
-                calibration_cache_path=str(self.cache),
+                calibration_cache_path=str(partial),
                 calibration_providers=["CPUExecutionProvider"],
                 extra_options=self._extra_options(stride if stride < len(reader) else None),
             )
+            os.replace(partial, self.cache)  # a cache is complete or absent
         self.calibration_s = time.perf_counter() - start
+        self._all_layers = scratch
         return self.cache
 
     def write(self, out_path: str | os.PathLike[str], exclude: Sequence[str] = (), details: dict | None = None) -> Path:
@@ -219,37 +233,105 @@ class Quantizer:
         os.close(fd)
         tmp = Path(tmp_name)
         try:
-            _quiet_quantize(
-                q.quantize_static,
-                str(self.model),
-                str(tmp),
-                None,
-                quant_format=q.QuantFormat.QDQ,
-                op_types_to_quantize=self._op_types(),
-                per_channel=self.settings.per_channel,
-                activation_type=activation_type,
-                weight_type=weight_type,
-                calibrate_method=self._method(),
-                calibration_cache_path=str(self.cache),
-                nodes_to_exclude=list(exclude),
-                extra_options=self._extra_options(None),
-            )
+            if not exclude and self._all_layers is not None and self._all_layers.is_file():
+                shutil.copyfile(self._all_layers, tmp)  # calibration already wrote this variant
+            else:
+                _quiet_quantize(
+                    q.quantize_static,
+                    str(self.model),
+                    str(tmp),
+                    None,
+                    quant_format=q.QuantFormat.QDQ,
+                    op_types_to_quantize=self._op_types(),
+                    per_channel=self.settings.per_channel,
+                    activation_type=activation_type,
+                    weight_type=weight_type,
+                    calibrate_method=self._method(),
+                    calibration_cache_path=str(self.cache),
+                    nodes_to_exclude=list(exclude),
+                    extra_options=self._extra_options(None),
+                )
             model = onnx.load(str(tmp))
-            props = {p.key: p.value for p in onnx.load(str(self.source), load_external_data=False).metadata_props}
-            meta = replace(ArtifactMeta.from_props(props, str(self.source)), precision="int8")
-            props.update(meta.to_props())
-            props[QUANT_PROP] = json.dumps(
-                {**self.settings.to_dict(), "excluded": list(exclude), **(details or {})}, sort_keys=True
-            )
-            del model.metadata_props[:]
-            for key, value in props.items():
-                model.metadata_props.add(key=key, value=value)
+            float_inputs(model, exclude)
+            stamp_int8(model, self.source, {**self.settings.to_dict(), "excluded": list(exclude), **(details or {})})
             onnx.save(model, str(tmp))
-            os.replace(tmp, out)
+            publish(tmp, out)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
         return out
+
+
+def stamp_int8(model: Any, source: str | os.PathLike[str], record: dict[str, Any]) -> None:
+    """Give an INT8 ModelProto the source model's ndr_edge metadata with ``precision="int8"``,
+    plus ``ndr_edge.quantization`` (JSON: how it was quantised)."""
+    import onnx
+
+    props = {p.key: p.value for p in onnx.load(str(source), load_external_data=False).metadata_props}
+    meta = replace(ArtifactMeta.from_props(props, str(source)), precision="int8")
+    props.update(meta.to_props())
+    props[QUANT_PROP] = json.dumps(record, sort_keys=True)
+    del model.metadata_props[:]
+    for key in sorted(props):
+        model.metadata_props.add(key=key, value=props[key])
+
+
+def float_inputs(model: Any, exclude: Sequence[str]) -> int:
+    """Make the excluded nodes read float activations.
+
+    In a QDQ graph a tensor is quantised once for all its consumers, so a node left out of
+    quantisation still reads ``DequantizeLinear(QuantizeLinear(x))`` when a neighbour is
+    quantised. Rewire such inputs of the excluded nodes to ``x`` itself, and drop Q/DQ pairs
+    nobody reads any more. Returns the number of inputs rewired.
+    """
+    excluded = set(exclude)
+    if not excluded:
+        return 0
+    graph = model.graph
+    producers = {out: node for node in graph.node for out in node.output}
+    initializers = {init.name for init in graph.initializer}
+    rewired = 0
+    for node in graph.node:
+        if node.name not in excluded:
+            continue
+        for index, name in enumerate(node.input):
+            dq = producers.get(name)
+            if dq is None or dq.op_type != "DequantizeLinear" or dq.input[0] in initializers:
+                continue
+            q = producers.get(dq.input[0])
+            if q is None or q.op_type != "QuantizeLinear":
+                continue
+            node.input[index] = q.input[0]
+            rewired += 1
+    _drop_unread(model)
+    return rewired
+
+
+def _drop_unread(model: Any) -> None:
+    """Remove Q/DQ nodes whose outputs nobody reads (repeat: a dropped DQ may orphan its Q)."""
+    graph = model.graph
+    outputs = {o.name for o in graph.output}
+    while True:
+        read = {name for node in graph.node for name in node.input} | outputs
+        dead = [n for n in graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")
+                and not any(o in read for o in n.output)]
+        if not dead:
+            break
+        for node in dead:
+            graph.node.remove(node)
+    read = {name for node in graph.node for name in node.input}
+    unused = [init for init in graph.initializer if init.name not in read]
+    for init in unused:
+        graph.initializer.remove(init)
+
+
+@contextlib.contextmanager
+def _removing(path: Path) -> Iterator[None]:
+    """Remove ``path`` on the way out if it is still there (a partial file after a failure)."""
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
 
 
 def _quiet_quantize(func: Any, *args: Any, **kwargs: Any) -> None:

@@ -127,7 +127,7 @@ class CalibrationRecipe:
     def counts(self) -> dict[str, int]:
         """Samples per degradation: ``samples * ratio`` rounded by largest remainder (sums to ``samples``)."""
         exact = {name: share * self.samples for name, share in self.ratios.items()}
-        counts = {name: int(math.floor(value)) for name, value in exact.items()}
+        counts = {name: math.floor(value) for name, value in exact.items()}
         left = self.samples - sum(counts.values())
         # ties broken by the recipe's order, so the split is deterministic
         order = sorted(exact, key=lambda n: (-(exact[n] - counts[n]), list(self.ratios).index(n)))

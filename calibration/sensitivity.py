@@ -34,18 +34,30 @@ def _module_path(node_name: str) -> list[str]:
 
 
 def group_layers(nodes: Sequence[tuple[str, str]], max_groups: int = 32) -> list[LayerGroup]:
-    """Group (name, op) nodes by module path, trimming the path one level at a time until at most
-    ``max_groups`` groups remain (a single layer is its own group when there are few)."""
+    """Group (name, op) nodes by module path: the finest path depth that gives at most
+    ``max_groups`` groups (one transformer block, one skip's DQ, ... for ndr-edge-xs at 32).
+    When only a single group would be left, consecutive groups of the next finer depth are
+    merged into ``max_groups`` runs instead."""
+    if not nodes:
+        return []
     paths = [_module_path(name) for name, _ in nodes]
-    depth = max((len(p) for p in paths), default=1)
-    while True:
+    finer: OrderedDict[str, list[int]] | None = None
+    for depth in range(max(len(p) for p in paths), 0, -1):
         grouped: OrderedDict[str, list[int]] = OrderedDict()
         for index, path in enumerate(paths):
             key = "/" + "/".join(path[:depth]) if path else nodes[index][0]
             grouped.setdefault(key, []).append(index)
-        if len(grouped) <= max_groups or depth <= 1:
+        if len(grouped) <= max_groups:
             break
-        depth -= 1
+        finer = grouped
+    if len(grouped) == 1 and finer is not None and max_groups > 1:
+        keys = list(finer)
+        runs = [keys[i * len(keys) // max_groups : (i + 1) * len(keys) // max_groups] for i in range(max_groups)]
+        grouped = OrderedDict(
+            (run[0] if len(run) == 1 else f"{run[0]} .. {run[-1]}", [i for key in run for i in finer[key]])
+            for run in runs
+            if run
+        )
     return [
         LayerGroup(key, tuple(nodes[i][0] for i in idx), tuple(nodes[i][1] for i in idx))
         for key, idx in grouped.items()

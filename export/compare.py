@@ -10,6 +10,7 @@ size, so every comparison also exercises the dynamic batch, height and width.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,9 +47,15 @@ class VerificationSet:
 
 
 def _centre_crop(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Centre crop; a photo smaller than the crop is first enlarged (bicubic, aspect kept)."""
     h, w = image.shape[:2]
     if h < height or w < width:
-        raise InputError(f"verification: a {h}x{w} photo cannot give a {height}x{width} crop; use smaller sizes")
+        from PIL import Image
+
+        scale = max(height / h, width / w)
+        size = (max(width, round(w * scale)), max(height, round(h * scale)))
+        image = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BICUBIC))
+        h, w = image.shape[:2]
     top, left = (h - height) // 2, (w - width) // 2
     return image[top : top + height, left : left + width]
 
@@ -162,15 +169,16 @@ def torch_runner(module: Any) -> BatchFn:
     return run
 
 
-def ort_runner(path: Any, threads: int = 0) -> BatchFn:
-    """A batch function for an ONNX file on ONNX Runtime's CPU provider (fp32 I/O)."""
+def ort_runner(model: str | os.PathLike[str] | bytes, threads: int = 0) -> BatchFn:
+    """A batch function for an ONNX file (or serialized model) on ONNX Runtime's CPU provider."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.log_severity_level = 3
     if threads:
         options.intra_op_num_threads = threads
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    source = model if isinstance(model, bytes) else str(model)
+    session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
     input_name = session.get_inputs()[0].name
 
     def run(batch: np.ndarray) -> np.ndarray:

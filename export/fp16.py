@@ -109,12 +109,18 @@ def sensitive_nodes(model: onnx.ModelProto) -> list[dict[str, str]]:
 @contextlib.contextmanager
 def _quiet() -> Any:
     """Silence the converters' chatter (they print and log at INFO)."""
-    loggers = [logging.getLogger(name) for name in ("modelopt", "autocast", "polygraphy", "onnxconverter_common")]
+    import warnings
+
+    prefixes = ("modelopt", "autocast", "polygraphy", "onnxconverter_common")
+    names = [n for n in list(logging.root.manager.loggerDict) if n.startswith(prefixes)]
+    loggers = [logging.getLogger(name) for name in {*prefixes, *names}]
     levels = [lg.level for lg in loggers]
     for lg in loggers:
         lg.setLevel(logging.ERROR)
     try:
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), \
+                warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # onnxconverter-common warns for every clipped tiny weight
             yield
     finally:
         for lg, level in zip(loggers, levels):
@@ -135,7 +141,8 @@ def convert_modelopt(model: onnx.ModelProto, data: VerificationSet | None = None
             folder = Path(tmp) / "calib"
             folder.mkdir()
             for index, batch in enumerate(data.batches):
-                np.savez(folder / f"{index:03d}.npz", **{INPUT_NAME: batch})
+                arrays: dict[str, Any] = {INPUT_NAME: batch}
+                np.savez(folder / f"{index:03d}.npz", **arrays)
             calibration = str(folder)
         with _quiet():
             converted = convert_to_mixed_precision(
@@ -156,6 +163,52 @@ def convert_onnxconverter(model: onnx.ModelProto, data: VerificationSet | None =
             model, keep_io_types=True, op_block_list=list(float16.DEFAULT_OP_BLOCK_LIST), node_block_list=names,
         )
     return converted
+
+
+def ensure_float32_io(model: onnx.ModelProto) -> int:
+    """Make every graph input/output float32 (casts at the boundary), in place; returns how
+    many were changed. onnxconverter-common leaves an FP16 output when the node producing it
+    is in its block list, whatever ``keep_io_types`` says."""
+    changed = 0
+    graph = model.graph
+    for value in graph.output:
+        if value.type.tensor_type.elem_type != onnx.TensorProto.FLOAT16:
+            continue
+        producer = next((n for n in graph.node if value.name in n.output), None)
+        if producer is not None and producer.op_type == "Cast":
+            for attr in producer.attribute:
+                if attr.name == "to":
+                    attr.i = onnx.TensorProto.FLOAT
+        else:
+            inner = f"{value.name}_fp16"
+            for node in graph.node:
+                node.output[:] = [inner if o == value.name else o for o in node.output]
+            graph.node.append(onnx.helper.make_node("Cast", [inner], [value.name], name=f"{value.name}_to_fp32",
+                                                    to=onnx.TensorProto.FLOAT))
+        value.type.tensor_type.elem_type = onnx.TensorProto.FLOAT
+        changed += 1
+    for value in graph.input:
+        if value.type.tensor_type.elem_type != onnx.TensorProto.FLOAT16:
+            continue
+        inner = f"{value.name}_fp16"
+        for node in graph.node:
+            node.input[:] = [inner if i == value.name else i for i in node.input]
+        graph.node.insert(0, onnx.helper.make_node("Cast", [value.name], [inner], name=f"{value.name}_to_fp16",
+                                                   to=onnx.TensorProto.FLOAT16))
+        value.type.tensor_type.elem_type = onnx.TensorProto.FLOAT
+        changed += 1
+    return changed
+
+
+def nodes_not_in_fp32(model: onnx.ModelProto, names: Sequence[str]) -> list[str]:
+    """Of the nodes ``names``, those that read or write an FP16 tensor (after type inference)."""
+    inferred = onnx.shape_inference.infer_shapes(model)
+    types = {v.name: v.type.tensor_type.elem_type
+             for v in (*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output)}
+    types.update({i.name: i.data_type for i in inferred.graph.initializer})
+    wanted = set(names)
+    return [node.name for node in inferred.graph.node if node.name in wanted
+            and any(types.get(t) == onnx.TensorProto.FLOAT16 for t in (*node.input, *node.output))]
 
 
 CONVERTERS: dict[str, Callable[[onnx.ModelProto, VerificationSet | None], onnx.ModelProto]] = {
@@ -196,15 +249,21 @@ def convert_fp16(
         except ImportError as exc:
             candidates[backend] = {"status": "unavailable", "reason": f"not installed ({exc.name or exc})"}
             continue
-        except Exception as exc:  # a converter's own failure: record it, try the other
+        except Exception as exc:  # noqa: BLE001 - a converter's own failure: record it, try the other
             candidates[backend] = {"status": "failed", "reason": f"{type(exc).__name__}: {str(exc)[:300]}"}
+            continue
+        fixed_io = ensure_float32_io(converted)
+        in_fp16 = nodes_not_in_fp32(converted, [item["node"] for item in sensitive_nodes(model)])
+        if in_fp16:
+            candidates[backend] = {"status": "rejected", "reason": f"{len(in_fp16)} node(s) meant to stay FP32 "
+                                   f"compute in FP16 (e.g. {in_fp16[0]})"}
             continue
         try:
             with tempfile.TemporaryDirectory(prefix="ndr-fp16-") as tmp:
                 path = Path(tmp) / "fp16.onnx"
                 path.write_bytes(converted.SerializeToString())
                 outputs = run_batches(ort_runner(path), data)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - ORT's own error, whatever its type
             candidates[backend] = {"status": "does not run", "reason": f"ONNX Runtime CPU: {str(exc)[:300]}"}
             continue
         comparison = compare_outputs(reference, outputs).to_dict("vs_fp32_")
@@ -212,7 +271,7 @@ def convert_fp16(
         candidates[backend] = {"status": "ok", "seconds": round(time.perf_counter() - start, 2),
                                "psnr_db_vs_fp32": comparison["vs_fp32_psnr_db"],
                                "max_abs_vs_fp32": comparison["vs_fp32_max_abs"], "casts": fp16_nodes,
-                               "nodes": len(converted.graph.node)}
+                               "nodes": len(converted.graph.node), "io_casts_added": fixed_io}
         score = comparison["vs_fp32_psnr_db"]
         score_value = float("inf") if score == "inf" else float(score)
         if best is None or score_value > best[0]:

@@ -69,7 +69,8 @@ def _trace_torchscript(module: Any, sample: Any, opset: int) -> onnx.ModelProto:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's deprecation notices; errors still raise
         torch.onnx.export(
-            module, (sample,), buffer, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+            module, (sample,), buffer,  # type: ignore[arg-type]  # file-like objects are accepted
+            input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
             opset_version=opset, dynamic_axes=axes, do_constant_folding=True, dynamo=False,
         )
     return onnx.load_from_string(buffer.getvalue())
@@ -86,6 +87,8 @@ def _trace_dynamo(module: Any, sample: Any, opset: int) -> onnx.ModelProto:
             module, (batch,), None, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
             opset_version=opset, dynamic_shapes=({**dims},), dynamo=True, optimize=True, verbose=False,
         )
+    if program is None:
+        raise ArtifactError("torch.onnx.export (dynamo) returned no program")
     model = program.model_proto
     for value in (*model.graph.input, *model.graph.output):  # readable axis names, as TorchScript gives
         for axis, name in DYNAMIC_AXES.items():

@@ -49,7 +49,7 @@ def simplify(model: onnx.ModelProto) -> SimplifyResult:
     candidate.CopyFrom(model)
     try:
         simplified, ok = onnxsim.simplify(candidate)
-    except Exception as exc:  # onnxsim raises bare RuntimeErrors from C++
+    except Exception as exc:  # noqa: BLE001 - onnxsim raises bare RuntimeErrors from C++
         reason = f"onnxsim failed: {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
         return SimplifyResult(model, False, before, before, reason, op_counts(model))
     if not ok:

@@ -61,6 +61,22 @@ def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def default_file_mode(mode: int = 0o666) -> int:
+    """The permissions a plain ``open``/``mkdir`` would give (``mode`` less the umask)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return mode & ~umask
+
+
+def publish(tmp: str | os.PathLike[str], target: str | os.PathLike[str], mode: int = 0o666) -> None:
+    """Rename a finished temporary file into place with a normal file's permissions.
+
+    ``mkstemp`` makes private (0600) files; artifacts are for sharing.
+    """
+    os.chmod(tmp, default_file_mode(mode))
+    os.replace(tmp, target)
+
+
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     """Write ``data`` to a temporary file beside ``path``, then rename it into place."""
     target = Path(path)
@@ -68,7 +84,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
-        os.replace(tmp, target)
+        publish(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -16,15 +16,19 @@ happen when a backend is constructed.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
 from ..artifact import ArtifactMeta
 from ..errors import InputError, NDREdgeError
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 
 class BackendClosedError(NDREdgeError):
@@ -143,7 +147,7 @@ class Backend(ABC):
             self._closed = True
             self.close_impl()
 
-    def __enter__(self) -> Backend:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -152,7 +156,5 @@ class Backend(ABC):
         self.close()
 
     def __del__(self) -> None:  # best effort; close() is the contract
-        try:
+        with suppress(Exception):  # never raise from a finaliser
             self.close()
-        except Exception:  # noqa: BLE001 - never raise from a finaliser
-            pass

@@ -15,6 +15,9 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   # TensorRT's type stubs (10.13 API) for mypy; --no-deps: their dependency is TensorRT
   # itself, whose wheels cannot be installed without a GPU host
   .venv/bin/python -m pip install --quiet --no-deps "tensorrt-stubs==10.13.*"
+  # NVIDIA TensorRT Model Optimizer for FP16 autocast and TensorRT-aware Q/DQ placement;
+  # --no-deps: its [onnx] extra would add onnxruntime-gpu and cupy beside onnxruntime
+  .venv/bin/python -m pip install --quiet --no-deps "nvidia-modelopt==0.47.0"
   touch "$stamp"
 fi
 .venv/bin/python -c "import ndr_edge.model, ndr_edge.runtime, ndr_edge.export, ndr_edge.calibration" \

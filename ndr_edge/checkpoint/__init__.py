@@ -3,7 +3,7 @@ into a model whose configuration is inferred from the tensors, strictly."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -81,8 +81,12 @@ def load_checkpoint(path: str | Path, with_degradation_net: bool = False) -> Loa
     path = Path(path)
     state, meta, kind = load_state(path)
     config = infer_config(state, str(path))
-    if meta is not None and meta.config and NDRConfig.from_dict(meta.config) != config:
-        raise CheckpointError(f"{path}: recorded configuration disagrees with the tensors; the file is inconsistent")
+    if meta is not None and meta.config:
+        recorded = NDRConfig.from_dict(meta.config)
+        # the tensors fix every field but the parameter-free global residual, which only our metadata records
+        if replace(recorded, global_residual=False) != config:
+            raise CheckpointError(f"{path}: recorded configuration disagrees with the tensors; the file is inconsistent")
+        config = recorded
     has_degrad = any(k.startswith("degradation_net.") for k in state)
     model = NDRRestore(config, with_degradation_net=has_degrad)
     _strict_load(model, state, path)

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from ..artifact import publish
 from ..errors import CheckpointError
 
 META_KEY = "ndr_edge"
@@ -62,7 +63,7 @@ def save(path: str | os.PathLike[str], state: dict[str, torch.Tensor], meta: Che
     os.close(fd)
     try:
         save_file(tensors, tmp, metadata={META_KEY: json.dumps(asdict(meta))})
-        os.replace(tmp, target)
+        publish(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -37,6 +37,9 @@ class NDRConfig:
     rank: int = 16
     degrad_dim: int = 48
     degrad_rcab: int = 1
+    # The public code has none (output = exit conv). The edge presets add one
+    # (output = input + exit conv) so that a small model starts at the identity.
+    global_residual: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "num_blocks", tuple(int(n) for n in self.num_blocks))
@@ -90,12 +93,16 @@ PRESETS: dict[str, Preset] = {
         Preset("ndr-restore", NDRConfig(), "the published configuration (27.3 M parameters)", ("published",)),
         Preset(
             "ndr-edge-s",
-            NDRConfig(dim=24, num_blocks=(2, 3, 3, 4), num_refinement_blocks=2, heads=(1, 2, 4, 4), degrad_dim=24),
+            NDRConfig(dim=24, num_blocks=(2, 3, 3, 4), num_refinement_blocks=2, heads=(1, 2, 4, 4), degrad_dim=24,
+                global_residual=True,
+            ),
             "edge member for desktop GPUs and Jetson Orin",
         ),
         Preset(
             "ndr-edge-xs",
-            NDRConfig(dim=16, num_blocks=(1, 1, 2, 2), num_refinement_blocks=1, heads=(1, 2, 2, 4), degrad_dim=16),
+            NDRConfig(dim=16, num_blocks=(1, 1, 2, 2), num_refinement_blocks=1, heads=(1, 2, 2, 4), degrad_dim=16,
+                global_residual=True,
+            ),
             "smallest member: trains on two CPU cores in minutes",
         ),
     )

@@ -64,7 +64,10 @@ class RestorationNet(nn.Module):
         x = self.block_up3(torch.cat([s3, self.up3(bottom)], dim=1))
         x = self.block_up2(torch.cat([s2, self.up2(x)], dim=1))
         x = self.block_up1(torch.cat([s1, self.up1(x)], dim=1))
-        return self.reconstruction(self.refinement(x)), [d1, d2, d3]
+        out = self.reconstruction(self.refinement(x))
+        if self.config.global_residual:
+            out = out + image
+        return out, [d1, d2, d3]
 
 
 class RestorationOnly(nn.Module):

@@ -1,0 +1,54 @@
+"""The report's decisions without measuring anything: the best artifact per degradation under
+a latency budget, and the Pareto front."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ndr_edge.report.config import ReportConfig
+from ndr_edge.report.measure import QualityResult
+from ndr_edge.report.pipeline import VariantResult, best_per_degradation
+from ndr_edge.report.plan import VariantPlan
+from ndr_edge.report.plot import pareto_front
+
+
+def result(name: str, psnr: dict[str, float], latency_ms: float | None, fmt: str = "onnx",
+           status: str = "ok") -> VariantResult:
+    plan = VariantPlan(name, "pytorch" if fmt == "checkpoint" else "onnxruntime", "fp32", fmt, Path(name))
+    quality = QualityResult(psnr=psnr, ssim=dict.fromkeys(psnr, 0.9), input_psnr={}, input_ssim={}, images={},
+                            outputs=None, kept={}, fidelity=None, seconds=0.0)
+    entries = [] if latency_ms is None else [{"size": "256x256", "batch": 1, "per_frame_median_ms": latency_ms,
+                                              "per_frame_p90_ms": latency_ms * 1.1}]
+    return VariantResult(plan, status=status, quality=quality,
+                         latency={"entries": entries, "memory": {"model_peak_mb": 1.0}})
+
+
+RESULTS = [
+    result("pytorch-fp32", {"noise25": 31.0, "rain": 30.0}, 5.0, fmt="checkpoint"),  # the reference: never picked
+    result("onnx-fp32", {"noise25": 30.001, "rain": 29.0}, 40.0),
+    result("onnx-fp16", {"noise25": 30.004, "rain": 28.5}, 20.0),  # ties fp32 to 0.01 dB, and is faster
+    result("onnx-int8", {"noise25": 29.0, "rain": 28.9}, 10.0),
+    result("broken", {"noise25": 40.0, "rain": 40.0}, 1.0, status="failed"),
+]
+
+
+def test_best_without_budget_is_the_best_psnr_ties_to_the_faster() -> None:
+    best = best_per_degradation(RESULTS, ["noise25", "rain"], ReportConfig())
+    assert best["noise25"]["variant"] == "onnx-fp16"
+    assert best["rain"]["variant"] == "onnx-fp32"
+
+
+def test_budget_excludes_slower_artifacts() -> None:
+    best = best_per_degradation(RESULTS, ["noise25", "rain"], ReportConfig(budget_ms=25.0))
+    assert best["noise25"]["variant"] == "onnx-fp16" and best["rain"]["variant"] == "onnx-int8"
+    best = best_per_degradation(RESULTS, ["noise25"], ReportConfig(budget_ms=12.0))
+    assert best["noise25"] == {"variant": "onnx-int8", "psnr": 29.0, "latency_ms": 10.0}
+    best = best_per_degradation(RESULTS, ["noise25"], ReportConfig(budget_ms=2.0))
+    assert best["noise25"]["variant"] is None and "2 ms" in best["noise25"]["reason"]
+
+
+def test_pareto_front() -> None:
+    points = [(40.0, 30.0), (20.0, 30.0), (10.0, 28.9), (50.0, 31.0), (30.0, 29.0), (10.0, 28.0)]
+    front = pareto_front(points)
+    assert [points[i] for i in front] == [(10.0, 28.9), (20.0, 30.0), (50.0, 31.0)]
+    assert pareto_front([]) == []
