@@ -180,12 +180,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
 
+    from ndr_edge.artifact import atomic_write_bytes, atomic_write_json
     from ndr_edge.calibration import CalibrationRecipe, build_set, quantize_int8
     from ndr_edge.calibration.compare import compare_methods
     from ndr_edge.calibration.evaluate import compare_latency, default_eval_set, default_threads
     from ndr_edge.calibration.modelopt_backend import modelopt_backend, modelopt_status
-
-    from ndr_edge.artifact import atomic_write_bytes, atomic_write_json
 
     if not args.checkpoint.is_file():
         print(f"int8_bench: error: {args.checkpoint}: no such checkpoint (train one with ndr-train, or pass "

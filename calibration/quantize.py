@@ -185,7 +185,6 @@ class Quantizer:
 
         from .datareader import SetDataReader
 
-        q = _quant_api()
         bar = tqdm(desc=f"calibrate ({self.settings.method})", unit="batch", disable=not self.progress, leave=False)
         reader = SetDataReader(
             self.calib, self.channel_order, self.settings.batch_size, limit=self.settings.max_samples,
@@ -195,40 +194,45 @@ class Quantizer:
             raise InputError(f"{self.calib.path}: the calibration set is empty; build it with --samples >= 1")
         bar.total = len(reader)
         stride = _largest_divisor(len(reader), self.settings.chunk)
-        activation_type, weight_type = self._types()
         scratch = self.workdir / "calibrated-all.onnx"
         partial = self.cache.with_name(f".{self.cache.name}.{os.getpid()}.tmp")
         start = time.perf_counter()
         with bar, _removing(partial):
-            _quiet_quantize(
-                q.quantize_static,
-                str(self.model),
-                str(scratch),
-                reader,
-                quant_format=q.QuantFormat.QDQ,
-                op_types_to_quantize=self._op_types(),
-                per_channel=self.settings.per_channel,
-                activation_type=activation_type,
-                weight_type=weight_type,
-                calibrate_method=self._method(),
-                calibration_cache_path=str(partial),
-                calibration_providers=["CPUExecutionProvider"],
-                extra_options=self._extra_options(stride if stride < len(reader) else None),
-            )
+            self._quantize_static(scratch, reader, partial, stride=stride if stride < len(reader) else None,
+                                  calibration_providers=["CPUExecutionProvider"])
             os.replace(partial, self.cache)  # a cache is complete or absent
         self.calibration_s = time.perf_counter() - start
         self._all_layers = scratch
         return self.cache
+
+    def _quantize_static(self, out: Path, reader: Any, cache: Path, stride: int | None = None, **extra: Any) -> None:
+        """ONNX Runtime's QDQ static quantisation with these settings; ranges come from
+        ``reader`` (and are written to ``cache``) or, with no reader, from ``cache``."""
+        q = _quant_api()
+        activation_type, weight_type = self._types()
+        _quiet_quantize(
+            q.quantize_static,
+            str(self.model),
+            str(out),
+            reader,
+            quant_format=q.QuantFormat.QDQ,
+            op_types_to_quantize=self._op_types(),
+            per_channel=self.settings.per_channel,
+            activation_type=activation_type,
+            weight_type=weight_type,
+            calibrate_method=self._method(),
+            calibration_cache_path=str(cache),
+            extra_options=self._extra_options(stride),
+            **extra,
+        )
 
     def write(self, out_path: str | os.PathLike[str], exclude: Sequence[str] = (), details: dict | None = None) -> Path:
         """Write the INT8 model keeping ``exclude`` (node names) in float; metadata says ``int8``."""
         import onnx
 
         self.calibrate()
-        q = _quant_api()
         out = Path(out_path)
         out.parent.mkdir(parents=True, exist_ok=True)
-        activation_type, weight_type = self._types()
         fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".onnx", dir=out.parent)
         os.close(fd)
         tmp = Path(tmp_name)
@@ -236,21 +240,7 @@ class Quantizer:
             if not exclude and self._all_layers is not None and self._all_layers.is_file():
                 shutil.copyfile(self._all_layers, tmp)  # calibration already wrote this variant
             else:
-                _quiet_quantize(
-                    q.quantize_static,
-                    str(self.model),
-                    str(tmp),
-                    None,
-                    quant_format=q.QuantFormat.QDQ,
-                    op_types_to_quantize=self._op_types(),
-                    per_channel=self.settings.per_channel,
-                    activation_type=activation_type,
-                    weight_type=weight_type,
-                    calibrate_method=self._method(),
-                    calibration_cache_path=str(self.cache),
-                    nodes_to_exclude=list(exclude),
-                    extra_options=self._extra_options(None),
-                )
+                self._quantize_static(tmp, None, self.cache, nodes_to_exclude=list(exclude))
             model = onnx.load(str(tmp))
             float_inputs(model, exclude)
             stamp_int8(model, self.source, {**self.settings.to_dict(), "excluded": list(exclude), **(details or {})})

@@ -13,9 +13,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ndr_edge.runtime import Restorer, TileConfig, VideoSource, VideoWriter, Window
-
 from ndr_edge.errors import NDREdgeError
+from ndr_edge.runtime import Restorer, TileConfig, VideoSource, VideoWriter, Window
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,22 +7,22 @@ from typing import Any
 
 import click
 
-from ..cli.common import one_line_errors
+from ..cli.common import bundled_checkpoint, one_line_errors
 from ..errors import InputError
 
 EXAMPLES = """
 \b
 Examples:
   # everything this machine can make: ONNX FP32/FP16/INT8 (+ TensorRT engines on a GPU)
-  ndr-export ndr_edge/assets/ndr-edge-xs-demo.safetensors -o export/xs
+  ndr-export ndr_edge/assets/ndr-edge-xs-demo.safetensors -o out/xs
 \b
   # the authors' checkpoint, FP16 only, engines for 1-4 frames from 256x256 to 1080p
-  ndr-export NDR-Restore.pth -o export/ndr --precision fp16 --engine \\
+  ndr-export NDR-Restore.pth -o out/ndr --precision fp16 --engine \\
       --min 1x3x256x256 --opt 1x3x720x1280 --max 4x3x1088x1920 \\
       --workspace-mb 4096 --timing-cache ~/.cache/ndr-edge/trt.cache
 \b
   # INT8 calibrated on your own set (ndr-calib build), no engines, then the report
-  ndr-export model.safetensors -o export/int8 --precision int8 --calibration calib/ \\
+  ndr-export model.safetensors -o out/int8 --precision int8 --calibration calib/ \\
       --no-engine --report
 \b
 Writes into OUTDIR: model-fp32.onnx, model-fp16.onnx, model-int8.onnx, model-fp16.engine
@@ -50,8 +50,9 @@ def _budget(text: str) -> float | None:
 
 
 @click.command(epilog=EXAMPLES, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.argument("checkpoint", type=click.Path(dir_okay=False))
-@click.option("-o", "--output", "outdir", required=True, type=click.Path(), help="Export folder (created; files replaced).")
+@click.argument("checkpoint", type=click.Path(dir_okay=False), required=False)
+@click.option("-o", "--output", "outdir", default="out/export", show_default=True, type=click.Path(),
+              help="Export folder (created; files replaced).")
 @click.option("--precision", default="fp32,fp16,int8", show_default=True,
               help="Variants to make (FP32 is always made: the others derive from it).")
 @click.option("--engine/--no-engine", "engine", default=None,
@@ -74,11 +75,12 @@ def _budget(text: str) -> float | None:
 @click.option("--report", is_flag=True, help="Also write the deployment report (ndr_edge.report) into OUTDIR.")
 @click.option("--quiet", is_flag=True, help="No progress display.")
 @one_line_errors("ndr-export")
-def main(checkpoint: str, outdir: str, precision: str, engine: bool | None, min_shape: str, opt_shape: str | None,
+def main(checkpoint: str | None, outdir: str, precision: str, engine: bool | None, min_shape: str, opt_shape: str | None,
          max_shape: str, workspace_mb: int, timing_cache: str | None, calibration: str | None, int8_method: str,
          int8_budget_db: str, fp16_converter: str, verify_sizes: str | None, exporter: str, opset: int, report: bool,
          quiet: bool) -> None:
-    """Export CHECKPOINT (this project's .safetensors or the authors' .pth) to OUTDIR: the
+    """Export CHECKPOINT (this project's .safetensors or the authors' .pth; default: the
+    bundled ndr-edge-xs demo model) to OUTDIR: the
     restoration network as ONNX (FP32, verified against PyTorch; FP16; INT8) and TensorRT
     engines, each verified on degraded real images, listed in OUTDIR/manifest.json."""
     from .onnx_export import OnnxExportOptions
@@ -105,7 +107,7 @@ def main(checkpoint: str, outdir: str, precision: str, engine: bool | None, min_
 
     from ..checkpoint import load_checkpoint
 
-    loaded = load_checkpoint(checkpoint)
+    loaded = load_checkpoint(checkpoint or bundled_checkpoint())
     manifest = Exporter(loaded, outdir, config).run()
     click.echo(summary_table(manifest.to_dict()))
     skipped = {name: s.get("reason", "") for name, s in manifest.stages.items() if s["status"] == "skipped"}

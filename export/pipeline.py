@@ -31,7 +31,7 @@ import numpy as np
 import onnx
 from tqdm import tqdm
 
-from ..artifact import MANIFEST_NAME, ArtifactEntry, ArtifactMeta, Manifest, publish, sha256_file
+from ..artifact import ArtifactEntry, ArtifactMeta, Manifest, publish, sha256_file
 from ..errors import ArtifactError, InputError
 from .compare import (
     DEFAULT_PER_SIZE,

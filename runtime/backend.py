@@ -19,16 +19,13 @@ from abc import ABC, abstractmethod
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 import numpy as np
 
 from ..artifact import ArtifactMeta
 from ..errors import InputError, NDREdgeError
-
-if TYPE_CHECKING:
-    from typing_extensions import Self
+from .closing import Closing
 
 
 class BackendClosedError(NDREdgeError):
@@ -77,7 +74,7 @@ class CompletedBatch(PendingBatch):
         return True
 
 
-class Backend(ABC):
+class Backend(Closing, ABC):
     """Base of every backend: shared checks, state, and resource ownership."""
 
     name: ClassVar[str] = "backend"
@@ -147,13 +144,6 @@ class Backend(ABC):
             self._closed = True
             self.close_impl()
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
     def __del__(self) -> None:  # best effort; close() is the contract
         with suppress(Exception):  # never raise from a finaliser

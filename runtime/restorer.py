@@ -18,7 +18,6 @@ import json
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -27,11 +26,10 @@ from ..artifact import MANIFEST_NAME, ArtifactMeta, Manifest, sha256_file
 from ..errors import ArtifactError, BackendUnavailableError, InputError
 from ..frames import CHANNEL_ORDERS, batch_to_frames, check_frame, frames_to_batch, pad_to_multiple
 from .backend import Backend, BackendClosedError, PendingBatch
+from .closing import Closing
 from .tiling import TileConfig, restore_tiled
 
 if TYPE_CHECKING:
-    from typing_extensions import Self
-
     from .stream import StreamRestorer
 
 BACKENDS = ("auto", "onnxruntime", "tensorrt")
@@ -173,7 +171,7 @@ def from_unit(frame: np.ndarray, dtype: np.dtype[Any], in_place: bool = False) -
     return work.astype(dtype, copy=False)
 
 
-class Restorer:
+class Restorer(Closing):
     """Frames in, restored frames out, over any :class:`Backend`."""
 
     def __init__(self, backend: Backend, tiling: TileConfig | None = None, auto_tile: bool = True) -> None:
@@ -356,13 +354,6 @@ class Restorer:
     def close(self) -> None:
         self.backend.close()
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
 
 def backend_unavailable_reason(backend: str, device: int = 0) -> str | None:

@@ -27,7 +27,6 @@ import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -35,12 +34,11 @@ import numpy as np
 from ..errors import InputError, NDREdgeError
 from ..frames import CHANNEL_ORDERS, check_frame
 from .backend import PendingBatch
+from .closing import Closing
 from .stats import LatencyStats, LatencySummary
 from .tiling import TileConfig
 
 if TYPE_CHECKING:
-    from typing_extensions import Self
-
     from .restorer import Prepared, Restorer
 
 
@@ -58,7 +56,7 @@ class _Outcome:
     error: BaseException | None
 
 
-class StreamRestorer:
+class StreamRestorer(Closing):
     """Ordered, pipelined restoration of a sequence of frames (see the module docstring)."""
 
     def __init__(
@@ -219,10 +217,3 @@ class StreamRestorer:
             self._inbox.put(_END)
             self._worker.join(timeout)
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..artifact import publish
 from ..errors import BackendUnavailableError, InputError
+from .closing import Closing
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -55,7 +56,7 @@ def is_video_path(path: str | Path) -> bool:
     return Path(path).suffix.lower() in VIDEO_SUFFIXES
 
 
-class VideoSource:
+class VideoSource(Closing):
     """Frames from a file, a camera or a GStreamer pipeline (``appsink`` at the end),
     iterated as BGR uint8 HxWx3 arrays."""
 
@@ -114,16 +115,9 @@ class VideoSource:
             self._capture.release()
             self._capture = None
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
 
-class VideoWriter:
+class VideoWriter(Closing):
     """Writes BGR uint8 frames to a video file atomically: frames go to a temporary file
     beside the target, renamed into place by :meth:`close`; :meth:`abort` (or an exception
     inside a ``with`` block) removes it, so no half-written video is left."""
@@ -202,7 +196,7 @@ class VideoWriter:
             self.abort()
 
 
-class Window:
+class Window(Closing):
     """Shows BGR frames in an OpenCV window; :meth:`show` returns False once the user
     presses ``q`` or Esc (or closes the window)."""
 
@@ -236,10 +230,3 @@ class Window:
         except self._cv2.error:
             pass
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()

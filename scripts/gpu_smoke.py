@@ -72,12 +72,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calibration", help="INT8 calibration set folder (default: the demo recipe)")
     args = parser.parse_args(argv)
 
+    from ndr_edge.checkpoint import load_checkpoint
     from ndr_edge.export.compare import compare_outputs, ort_runner, run_batches
     from ndr_edge.export.pipeline import ExportConfig, Exporter
     from ndr_edge.export.profiles import Profile
     from ndr_edge.export.tensorrt_build import gpu_info, tensorrt_status
-
-    from ndr_edge.checkpoint import load_checkpoint
 
     available, status = tensorrt_status()
     print(f"TensorRT: {status}")

@@ -86,7 +86,7 @@ def load(path: Path) -> tuple[dict[str, torch.Tensor], CheckpointMeta]:
     try:
         with safe_open(str(path), framework="pt") as handle:
             raw_meta = (handle.metadata() or {}).get(META_KEY)
-            state = {key: handle.get_tensor(key) for key in handle.keys()}
+            state = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 (safe_open is not iterable)
     except Exception as exc:
         raise CheckpointError(f"{path}: corrupt or truncated safetensors file ({str(exc)[:160]})") from exc
     if raw_meta is None:

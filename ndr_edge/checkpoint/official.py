@@ -26,7 +26,7 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
                 break
     if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise CheckpointError(f"{path}: expected a state_dict of tensors (torch.save(model.state_dict()))")
-    state = {(k[len("module.") :] if k.startswith("module.") else k): v for k, v in obj.items()}
+    state = {(k.removeprefix("module.")): v for k, v in obj.items()}
     if "restoration_net.extractor.weight" not in state and "extractor.weight" in state and "dr" in state:
         # a bare restoration network: lift it into the top-level layout
         state = {f"restoration_net.{k}": v for k, v in state.items()}

@@ -5,11 +5,12 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from ..errors import NDREdgeError
+from ..errors import InputError, NDREdgeError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -37,3 +38,13 @@ def one_line_errors(prog: str) -> Callable[[F], F]:
         return inner  # type: ignore[return-value]
 
     return wrap
+
+
+def bundled_checkpoint() -> Path:
+    """The checkpoint a CLI uses when none is given; a clear error when the install lacks it."""
+    from .. import BUNDLED_CHECKPOINT
+
+    if not BUNDLED_CHECKPOINT.is_file():
+        raise InputError(f"{BUNDLED_CHECKPOINT}: the bundled checkpoint is missing from this install; "
+                         "give a CHECKPOINT, or reinstall ndr-edge from a full checkout")
+    return BUNDLED_CHECKPOINT

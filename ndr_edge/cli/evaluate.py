@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .common import one_line_errors
+from .common import bundled_checkpoint, one_line_errors
 
 EXAMPLES = """
 \b
@@ -19,7 +19,7 @@ Examples:
 
 
 @click.command(epilog=EXAMPLES, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.argument("checkpoint", type=click.Path(dir_okay=False))
+@click.argument("checkpoint", type=click.Path(dir_okay=False), required=False)
 @click.option("--data", type=click.Path(file_okay=False), help="Clean folder (synthesised) or paired folder. Default: demo held-out photos.")
 @click.option("--layout", type=click.Choice(["clean", "auto", "rain100l", "sots", "pairs"]), default="clean", show_default=True,
               help="clean: synthesise degradations; others: real degraded/clean pairs.")
@@ -29,9 +29,10 @@ Examples:
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Also write the scores as JSON (atomically).")
 @click.option("--quiet", is_flag=True)
 @one_line_errors("ndr-eval")
-def main(checkpoint: str, data: str | None, layout: str, degradations: str, max_side: int, seed: int,
+def main(checkpoint: str | None, data: str | None, layout: str, degradations: str, max_side: int, seed: int,
          json_out: str | None, quiet: bool) -> None:
-    """Evaluate CHECKPOINT (ours or the authors' layout): reflect-pad to a multiple of 8,
+    """Evaluate CHECKPOINT (ours or the authors' layout; default: the bundled ndr-edge-xs
+    demo model): reflect-pad to a multiple of 8,
     restore, crop back; PSNR and SSIM on all channels on [0, 1]; the degraded input's
     scores alongside, so the gain is visible."""
     from ..checkpoint import load_checkpoint
@@ -40,7 +41,7 @@ def main(checkpoint: str, data: str | None, layout: str, degradations: str, max_
     from ..evaluate import evaluate, torch_runner
     from ..imageio import demo_images
 
-    loaded = load_checkpoint(checkpoint)
+    loaded = load_checkpoint(checkpoint or bundled_checkpoint())
     if data and layout != "clean":
         pairs = PairedFolder(data, layout=layout)
         samples = [EvalSample("real", item["name"], item["lq"], item["gt"]) for item in pairs]

@@ -15,18 +15,18 @@ EXAMPLES = """
 \b
 Examples:
   # every variant of an export: held-out demo photos, every degradation, 256x256, batch 1 and 4
-  ndr-export ndr_edge/assets/ndr-edge-xs-demo.safetensors -o export/xs
-  ndr-report export/xs
+  ndr-export ndr_edge/assets/ndr-edge-xs-demo.safetensors -o out/xs
+  ndr-report out/xs
 \b
   # mark the best artifact per degradation within 40 ms a frame, at two sizes, into report/
-  ndr-report export/xs --budget-ms 40 --size 256x256 --size 720x1280 --batch 1,8 --out report/
+  ndr-report out/xs --budget-ms 40 --size 256x256 --size 720x1280 --batch 1,8 --out report/
 \b
   # your clean photos with synthesised noise and haze, 4 threads, only the FP16 and INT8 files
-  ndr-report export/xs --data ~/photos --degradations noise25,haze --threads 4 \\
+  ndr-report out/xs --data ~/photos --degradations noise25,haze --threads 4 \\
       --variants onnx-fp16,onnx-int8
 \b
   # real pairs (Rain100L), full size
-  ndr-report export/xs --data Rain100L/ --layout rain100l --max-side 0
+  ndr-report out/xs --data Rain100L/ --layout rain100l --max-side 0
 \b
 Writes report.json (for scripts), report.md (tables), accuracy_latency.png (PSNR against
 latency, Pareto front) and samples.png (degraded | each variant | clean) into OUTDIR or --out.

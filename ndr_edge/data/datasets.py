@@ -25,23 +25,10 @@ from torch.utils.data import Dataset
 from ..degradations import degrade, parse_names
 from ..errors import InputError
 from ..frames import CHANNEL_ORDERS, check_frame, reorder, to_float
-from .eval_set import EvalSample, centre_crop, synthetic_eval_set
-from .folders import LAYOUTS, PAIR_LAYOUTS, Pair, find_pairs, load_clean_folder, load_pair
+from .eval_set import EvalSample
+from .folders import find_pairs, load_pair
 
-__all__ = [
-    "LAYOUTS",
-    "PAIR_LAYOUTS",
-    "CropConfig",
-    "EvalSample",
-    "Pair",
-    "PairedFolder",
-    "SyntheticPairs",
-    "centre_crop",
-    "find_pairs",
-    "load_clean_folder",
-    "load_pair",
-    "synthetic_eval_set",
-]
+__all__ = ["CropConfig", "PairedFolder", "SyntheticPairs", "augment", "random_crop"]
 
 
 @dataclass(frozen=True)

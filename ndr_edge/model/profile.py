@@ -33,7 +33,8 @@ def measure(config: NDRConfig, size: tuple[int, int] = (256, 256)) -> Cost:
 
 
 def table(size: tuple[int, int] = (256, 256)) -> str:
-    rows = ["| preset | restoration params | NDR-Degrad params | GFLOP per %dx%d frame | what for |" % size, "|---|---|---|---|---|"]
+    head = f"| preset | restoration params | NDR-Degrad params | GFLOP per {size[0]}x{size[1]} frame | what for |"
+    rows = [head, "|---|---|---|---|---|"]
     for preset in PRESETS.values():
         cost = measure(preset.config, size)
         rows.append(

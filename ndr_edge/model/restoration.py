@@ -37,7 +37,7 @@ class RestorationNet(nn.Module):
         self.pool3 = Downsample(c3)
         self.bottom = nn.Sequential(*_blocks(n4, c4, h4, config))
 
-        skip = dict(dq_dim=config.dq_dim, ndr_dim=config.ndr_dim, rank=config.rank)
+        skip = {"dq_dim": config.dq_dim, "ndr_dim": config.ndr_dim, "rank": config.rank}
         self.res_connect1 = ResConnect(c1, **skip)
         self.res_connect2 = ResConnect(c2, **skip)
         self.res_connect3 = ResConnect(c3, **skip)
@@ -50,6 +50,9 @@ class RestorationNet(nn.Module):
         self.block_up1 = nn.Sequential(nn.Conv2d(c2, c2, 1, bias=False), *_blocks(n1, c2, h1, config))
         self.refinement = nn.Sequential(*_blocks(config.num_refinement_blocks, c2, h1, config))
         self.reconstruction = nn.Conv2d(c2, 3, 3, padding=1)
+        if config.global_residual:  # start at the identity: training only has to learn the correction
+            nn.init.zeros_(self.reconstruction.weight)
+            nn.init.zeros_(self.reconstruction.bias)
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         e1 = self.block1(self.extractor(image))

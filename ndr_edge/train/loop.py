@@ -90,7 +90,7 @@ class Trainer:
         return model.train()
 
     def _build_optimizers(self) -> list[torch.optim.Optimizer]:
-        kw = dict(lr=self.cfg.lr, betas=self.cfg.betas, weight_decay=self.cfg.weight_decay)
+        kw = {"lr": self.cfg.lr, "betas": self.cfg.betas, "weight_decay": self.cfg.weight_decay}
         if self.cfg.schedule == "joint":
             return [torch.optim.Adam(self.model.parameters(), **kw)]  # type: ignore[arg-type]
         assert self.model.degradation_net is not None

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from ndr_edge.calibration import CalibrationRecipe, CalibrationSet, build_set
 from PIL import Image
 
 from ndr_edge.artifact import sha256_file
+from ndr_edge.calibration import CalibrationRecipe, CalibrationSet, build_set
 from ndr_edge.errors import InputError
 
 RECIPE = CalibrationRecipe(samples=10, crop=32, shard_size=4, seed=7)

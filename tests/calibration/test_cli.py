@@ -4,6 +4,7 @@ import shutil
 from pathlib import Path
 
 from click.testing import CliRunner
+
 from ndr_edge.calibration import CalibrationSet
 from ndr_edge.calibration.cli import main
 

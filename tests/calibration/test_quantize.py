@@ -10,11 +10,11 @@ from typing import Any
 import numpy as np
 import onnx
 import pytest
-from ndr_edge.calibration import CalibrationSet, Quantizer, QuantSettings, quantize_int8
-from ndr_edge.calibration.evaluate import cpu_session
 from onnx import numpy_helper
 
 from ndr_edge.artifact import ArtifactMeta
+from ndr_edge.calibration import CalibrationSet, Quantizer, QuantSettings, quantize_int8
+from ndr_edge.calibration.evaluate import cpu_session
 from ndr_edge.errors import InputError
 
 from .conftest import CROP, export_micro
@@ -111,7 +111,6 @@ def strict_samples(micro_onnx: Path, eval_samples: list[Any]) -> list[Any]:
     """Random weights do not restore anything, so INT8 error may as well raise PSNR against the clean
     image. Score against the FP32 output plus independent noise instead: any INT8 error is then a loss."""
     from ndr_edge.calibration.evaluate import session_runner
-
     from ndr_edge.data import EvalSample
     from ndr_edge.evaluate import restore_image
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from ndr_edge.calibration import CalibrationSet
 from ndr_edge.calibration.datareader import SetDataReader
-
 from ndr_edge.errors import InputError
 
 from .conftest import CROP

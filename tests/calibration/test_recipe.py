@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 import pytest
-from ndr_edge.calibration import DEFAULT_RATIOS, CalibrationRecipe
 
+from ndr_edge.calibration import DEFAULT_RATIOS, CalibrationRecipe
 from ndr_edge.errors import InputError
 
 

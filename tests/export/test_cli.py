@@ -9,6 +9,7 @@ import shutil
 import pytest
 import torch
 from click.testing import CliRunner
+
 from ndr_edge.export import tensorrt_build
 from ndr_edge.export.cli import main
 

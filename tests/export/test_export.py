@@ -11,14 +11,14 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
+
+from ndr_edge.artifact import INPUT_NAME, OUTPUT_NAME, Manifest, sha256_file
+from ndr_edge.errors import ArtifactError
 from ndr_edge.export.compare import build_verification_set, compare_outputs
 from ndr_edge.export.fp16 import ensure_float32_io, nodes_not_in_fp32
 from ndr_edge.export.onnx_export import read_meta, restoration_graph
 from ndr_edge.export.pipeline import STAGES, Exporter
 from ndr_edge.export.simplify import simplify
-
-from ndr_edge.artifact import INPUT_NAME, OUTPUT_NAME, Manifest, sha256_file
-from ndr_edge.errors import ArtifactError
 
 from .conftest import TEST_SIZES, export_config
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+
 from ndr_edge.export.opcheck import SUPPORTED_OPS, check_model
 from ndr_edge.export.qdq_compat import fold_int32_bias_dequantize
-from onnx import TensorProto, helper, numpy_helper
 
 
 def _model(nodes, initializers=(), opset=17, inputs=None, outputs=None):

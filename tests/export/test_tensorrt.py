@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from ndr_edge.errors import InputError
 from ndr_edge.export.profiles import Profile, parse_shape
 from ndr_edge.export.tensorrt_build import (
     EngineInfo,
@@ -21,8 +23,6 @@ from ndr_edge.export.tensorrt_build import (
     sidecar_path,
     tensorrt_status,
 )
-
-from ndr_edge.errors import InputError
 
 REPO = Path(__file__).resolve().parents[2]
 TRT_OK, TRT_REASON = tensorrt_status()
@@ -121,9 +121,8 @@ def test_profiles_are_checked_without_tensorrt():
 def test_sidecar_keys_are_what_the_runtime_reads(tmp_path):
     from dataclasses import asdict
 
-    from ndr_edge.runtime.engine_sidecar import EngineSidecar
-
     from ndr_edge.artifact import ArtifactMeta, atomic_write_json
+    from ndr_edge.runtime.engine_sidecar import EngineSidecar
 
     info = EngineInfo(meta=asdict(ArtifactMeta(preset="ndr-edge-xs", precision="fp16")), tensorrt_version="10.13.0.35",
                       gpu_name="NVIDIA Jetson AGX Orin", compute_capability="8.7", precision="fp16",
@@ -175,11 +174,11 @@ def test_engines_build_run_and_match_onnxruntime(tmp_path, xs_checkpoint, calibr
 @pytest.mark.skipif(not TRT_OK, reason=f"needs TensorRT and a CUDA GPU: {TRT_REASON}")
 def test_engine_rejects_a_shape_outside_its_profile(tmp_path, exported):
     import numpy as np
-    from ndr_edge.export.tensorrt_build import EngineBuildOptions, build_engine
-    from ndr_edge.export.tensorrt_run import EngineRunner
 
     from ndr_edge.artifact import ArtifactMeta
     from ndr_edge.errors import ArtifactError
+    from ndr_edge.export.tensorrt_build import EngineBuildOptions, build_engine
+    from ndr_edge.export.tensorrt_run import EngineRunner
 
     profile = Profile((1, 3, 64, 64), (1, 3, 64, 64), (1, 3, 128, 128))
     engine = tmp_path / "fp16.engine"

@@ -11,7 +11,6 @@ from ndr_edge.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
 from ndr_edge.errors import CheckpointError
 from ndr_edge.model import NDRRestore, get_preset
 
-
 # The authors' layout cannot record a global residual (the public code has none), so
 # a .pth always loads without one: the xs widths in that layout are this configuration.
 AUTHORS_XS = replace(get_preset("ndr-edge-xs"), global_residual=False)

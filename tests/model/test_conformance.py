@@ -72,3 +72,21 @@ def test_degradation_net_resynthesises_shape():
     lq, gt = torch.rand(1, 3, 32, 48), torch.rand(1, 3, 32, 48)
     restored, fake = model(lq, gt)
     assert restored.shape == fake.shape == lq.shape
+
+
+def test_global_residual_only_where_configured():
+    """Edge presets add the input to the exit conv; the published configuration does not."""
+    from dataclasses import replace
+
+    torch.manual_seed(0)
+    image = torch.rand(1, 3, 32, 32)
+    with_residual = RestorationOnly(NDRRestore(get_preset("ndr-edge-xs")).restoration_net).eval()
+    config = replace(get_preset("ndr-edge-xs"), global_residual=False)
+    without = RestorationOnly(NDRRestore(config).restoration_net).eval()
+    for net in (with_residual, without):
+        torch.nn.init.zeros_(net.net.reconstruction.weight)
+        torch.nn.init.zeros_(net.net.reconstruction.bias)
+    with torch.no_grad():
+        assert torch.equal(with_residual(image), image)
+        assert torch.equal(without(image), torch.zeros_like(image))
+    assert not NDRConfig().global_residual

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from ndr_edge.runtime.backend import Backend
 
 from ndr_edge.artifact import ArtifactMeta
+from ndr_edge.runtime.backend import Backend
 
 # A colour-mixing 1x1 convolution: rows sum to 1, so [0, 1] stays in [0, 1], and the
 # channels are treated differently, so a swapped channel order shows.

@@ -11,12 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from ndr_edge.runtime import VideoSource, VideoWriter, parse_source
-from ndr_edge.runtime.cli import main
-from ndr_edge.runtime.tensorrt_backend import tensorrt_unavailable_reason
 
 from ndr_edge.errors import InputError
 from ndr_edge.imageio import read_image, write_image
+from ndr_edge.runtime import VideoSource, VideoWriter, parse_source
+from ndr_edge.runtime.cli import main
+from ndr_edge.runtime.tensorrt_backend import tensorrt_unavailable_reason
 
 from .conftest import write_video
 

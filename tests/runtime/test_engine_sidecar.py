@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from ndr_edge.runtime import EngineSidecar, InputLimits, check_compatibility, pick_profile
-from ndr_edge.runtime.engine_sidecar import union_limits
 
 from ndr_edge.errors import ArtifactError, InputError
+from ndr_edge.runtime import EngineSidecar, InputLimits, check_compatibility, pick_profile
+from ndr_edge.runtime.engine_sidecar import union_limits
 
 SIDECAR = {
     "meta": {"preset": "ndr-edge-s", "channel_order": "BGR", "value_range": [0.0, 1.0], "size_multiple": 8,

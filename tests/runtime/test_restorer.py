@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from ndr_edge.runtime import BackendClosedError, Restorer, select_artifact
-from ndr_edge.runtime.tensorrt_backend import tensorrt_unavailable_reason
 
 from ndr_edge.artifact import ArtifactEntry, ArtifactMeta, Manifest, sha256_file
 from ndr_edge.errors import ArtifactError, BackendUnavailableError, InputError
+from ndr_edge.runtime import BackendClosedError, Restorer, select_artifact
+from ndr_edge.runtime.tensorrt_backend import tensorrt_unavailable_reason
 
 from .conftest import MIX, build_tiny
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from ndr_edge.runtime import Restorer, StreamClosedError, TileConfig
 
 from ndr_edge.errors import InputError
+from ndr_edge.runtime import Restorer, StreamClosedError, TileConfig
 
 
 def _frames(count: int, shape=(16, 24, 3)) -> list[np.ndarray]:

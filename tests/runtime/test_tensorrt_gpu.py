@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from ndr_edge.runtime import Restorer, TileConfig
-from ndr_edge.runtime.tensorrt_backend import tensorrt_unavailable_reason
 
 from ndr_edge.errors import InputError
+from ndr_edge.runtime import Restorer, TileConfig
+from ndr_edge.runtime.tensorrt_backend import tensorrt_unavailable_reason
 
 REASON = tensorrt_unavailable_reason()
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(REASON is not None, reason=f"TensorRT backend unavailable: {REASON}")]

@@ -8,10 +8,10 @@ import tracemalloc
 
 import numpy as np
 import pytest
-from ndr_edge.runtime import Restorer, TileConfig, tile_starts
-from ndr_edge.runtime.tiling import blend_ramp
 
 from ndr_edge.errors import InputError
+from ndr_edge.runtime import Restorer, TileConfig, tile_starts
+from ndr_edge.runtime.tiling import blend_ramp
 
 
 @pytest.mark.parametrize("length,tile,overlap", [(100, 32, 8), (512, 512, 32), (513, 512, 32), (1000, 128, 0),
