@@ -7,11 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import torch
 
 from ndr_edge.artifact import Manifest
 from ndr_edge.checkpoint import CheckpointMeta, LoadedCheckpoint, load_checkpoint, save_checkpoint
-from ndr_edge.model import NDRRestore, get_preset
+from tests.models import untrained
 
 # small verification for tests: two sizes, batch 2 (the dynamic batch is exercised too)
 TEST_SIZES = ((64, 96), (96, 128))
@@ -42,8 +41,7 @@ def export_config(calibration: Path | None, **overrides):
 
 @pytest.fixture(scope="session")
 def xs_checkpoint_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.manual_seed(0)
-    model = NDRRestore(get_preset("ndr-edge-xs"), with_degradation_net=True)
+    model = untrained("ndr-edge-xs", with_degradation_net=True)
     path = tmp_path_factory.mktemp("ckpt") / "xs.safetensors"
     # this project's format (it records the preset); test_cli exports the authors' layout
     save_checkpoint(path, model, CheckpointMeta(preset="ndr-edge-xs", config={}))

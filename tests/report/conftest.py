@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from ndr_edge.artifact import ArtifactEntry, ArtifactMeta, Manifest, sha256_file
+from tests.models import untrained
 
 PRESET = "ndr-edge-xs"
 
@@ -30,11 +31,10 @@ def build_export(directory: Path) -> Path:
     import torch
 
     from ndr_edge.checkpoint import CheckpointMeta, save_checkpoint
-    from ndr_edge.model import NDRRestore, RestorationOnly, get_preset
+    from ndr_edge.model import RestorationOnly
 
     directory.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(0)
-    model = NDRRestore(get_preset(PRESET), with_degradation_net=False).eval()
+    model = untrained(PRESET, with_degradation_net=False)
     checkpoint = save_checkpoint(directory / "xs.safetensors", model, CheckpointMeta(preset=PRESET, config={}))
     checksum = sha256_file(checkpoint)
     meta = ArtifactMeta(preset=PRESET, source_sha256=checksum, config=model.config.to_dict())

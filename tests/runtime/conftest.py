@@ -14,6 +14,7 @@ import pytest
 
 from ndr_edge.artifact import ArtifactMeta
 from ndr_edge.runtime.backend import Backend
+from tests.models import untrained
 
 # A colour-mixing 1x1 convolution: rows sum to 1, so [0, 1] stays in [0, 1], and the
 # channels are treated differently, so a swapped channel order shows.
@@ -89,11 +90,9 @@ def ndr_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch = pytest.importorskip("torch")
     import onnx
 
-    from ndr_edge.model import NDRRestore, RestorationOnly, get_preset
+    from ndr_edge.model import RestorationOnly
 
-    torch.manual_seed(0)
-    config = get_preset("ndr-edge-xs")
-    model = NDRRestore(config, with_degradation_net=False).eval()
+    model = untrained("ndr-edge-xs", with_degradation_net=False)
     graph = RestorationOnly(model.restoration_net).eval()
     path = tmp_path_factory.mktemp("ndr-onnx") / "ndr-edge-xs.onnx"
     axes = {0: "n", 2: "h", 3: "w"}
@@ -103,7 +102,7 @@ def ndr_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
                           output_names=["output"], opset_version=17, dynamic_axes={"input": axes, "output": axes},
                           dynamo=False)
     proto = onnx.load(str(path))
-    for key, value in ArtifactMeta(preset="ndr-edge-xs", channel_order="BGR", config=config.to_dict()).to_props().items():
+    for key, value in ArtifactMeta(preset="ndr-edge-xs", channel_order="BGR", config=model.config.to_dict()).to_props().items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
     onnx.save(proto, str(path))
