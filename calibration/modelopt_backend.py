@@ -16,12 +16,11 @@ import importlib.util
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ..artifact import publish
+from ..artifact import atomic_output
 from ..errors import ArtifactError, BackendUnavailableError
 from .reader import CalibrationSet
 
@@ -57,17 +56,13 @@ def quantize_modelopt(
         raise BackendUnavailableError(f"ModelOpt: {why}")
     if method not in METHODS:
         raise ArtifactError(f"ModelOpt: method {method!r} is not one of {', '.join(METHODS)}")
-    out = Path(out_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".onnx", dir=out.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    command = [sys.executable, "-m", __name__, "--model", str(fp32_onnx), "--set", str(calib.path), "--out", str(tmp),
-               "--method", METHODS[method], "--channel-order", channel_order]
-    if max_samples:
-        command += ["--samples", str(max_samples)]
+    Path(out_path).parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    try:
+    with atomic_output(out_path, suffix=".onnx") as tmp:
+        command = [sys.executable, "-m", __name__, "--model", str(fp32_onnx), "--set", str(calib.path),
+                   "--out", str(tmp), "--method", METHODS[method], "--channel-order", channel_order]
+        if max_samples:
+            command += ["--samples", str(max_samples)]
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, check=False)
         if done.returncode != 0 or not tmp.is_file() or tmp.stat().st_size == 0:
             tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
@@ -77,10 +72,6 @@ def quantize_modelopt(
         stamp_int8(model, fp32_onnx, {"backend": "modelopt", "method": method, "format": "QDQ",
                                       "high_precision": "fp32", "excluded": []})
         onnx.save(model, str(tmp))
-        publish(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return seconds
 
 

@@ -17,14 +17,13 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from ..artifact import META_PREFIX, ArtifactMeta, publish
+from ..artifact import META_PREFIX, ArtifactMeta, atomic_output
 from ..errors import ArtifactError, InputError
 from .reader import CalibrationSet
 
@@ -233,10 +232,7 @@ class Quantizer:
         self.calibrate()
         out = Path(out_path)
         out.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".onnx", dir=out.parent)
-        os.close(fd)
-        tmp = Path(tmp_name)
-        try:
+        with atomic_output(out, suffix=".onnx") as tmp:
             if not exclude and self._all_layers is not None and self._all_layers.is_file():
                 shutil.copyfile(self._all_layers, tmp)  # calibration already wrote this variant
             else:
@@ -245,10 +241,6 @@ class Quantizer:
             float_inputs(model, exclude)
             stamp_int8(model, self.source, {**self.settings.to_dict(), "excluded": list(exclude), **(details or {})})
             onnx.save(model, str(tmp))
-            publish(tmp, out)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
         return out
 
 

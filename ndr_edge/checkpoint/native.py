@@ -10,14 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..artifact import publish
+from ..artifact import atomic_output
 from ..errors import CheckpointError
 
 META_KEY = "ndr_edge"
@@ -59,14 +58,8 @@ def save(path: str | os.PathLike[str], state: dict[str, torch.Tensor], meta: Che
         if tensor.is_floating_point() and not torch.isfinite(tensor).all():
             raise CheckpointError(f"{target}: refusing to save non-finite values in {key!r}")
     meta.weights_sha256 = weights_sha256(tensors)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata={META_KEY: json.dumps(asdict(meta))})
-        publish(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(target) as tmp:
+        save_file(tensors, str(tmp), metadata={META_KEY: json.dumps(asdict(meta))})
     return target
 
 
