@@ -97,8 +97,8 @@ def atomic_output(path: str | os.PathLike[str], suffix: str = ".tmp") -> Iterato
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     """Write ``data`` to a temporary file beside ``path``, then rename it into place."""
-    with atomic_output(path) as tmp:
-        tmp.write_bytes(data)
+    with atomic_output(path) as tmp, os.fdopen(os.open(tmp, os.O_WRONLY | os.O_TRUNC), "wb") as handle:
+        handle.write(data)
 
 
 def atomic_write_json(path: str | os.PathLike[str], payload: Any) -> None:
