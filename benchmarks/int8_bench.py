@@ -5,10 +5,13 @@ On a checkpoint (default: the bundled ndr-edge-xs demo model) this
 
 1. exports the FP32 ONNX graph (``ndr_edge.export`` when available, else ``torch.onnx.export``);
 2. builds the default calibration set (demo *train* photos, degradation mix of the default recipe);
-3. compares the calibration methods (min-max, entropy, percentile; all layers INT8) by restored
-   PSNR per degradation on held-out photos (demo *heldout*: never calibrated on);
+3. compares the calibration methods (min-max, entropy, percentile; default Q/DQ placement: Conv
+   and MatMul, depthwise convolutions in float) by restored PSNR per degradation on held-out
+   photos (demo *heldout*: never calibrated on), then the placement itself (every op, depthwise
+   INT8, asymmetric UINT8 activations) with the best method;
 4. runs the quality-aware mode (layers kept in float until every degradation loses <= the budget);
-5. times FP32 and the INT8 variants on the CPU on the same input, in the same process, round-robin;
+5. times FP32 and the INT8 variants on the CPU on the same input, in the same process, round-robin,
+   and profiles where FP32 and the shipped INT8 spend their CPU time (per op type);
 
 and writes ``results.json`` and ``results.md`` into the output folder.
 
@@ -86,20 +89,24 @@ def quality_section(qa: dict[str, Any], names: list[str], role: str) -> list[str
         "",
         f"Within budget: **{'yes' if qa['within_budget'] else 'no'}**; layer groups kept in float: "
         f"{len(qa['excluded_groups'])} ({len(qa['excluded'])} nodes)"
-        + (": " + ", ".join(f"`{g}`" for g in qa["excluded_groups"]) if qa["excluded_groups"] else "") + ".",
+        + (": " + ", ".join(f"`{g}`" for g in qa["excluded_groups"]) if qa["excluded_groups"] else "")
+        + (f"; and the {qa['depthwise_float']} depthwise convolutions (float_depthwise)" if qa.get("depthwise_float")
+           else "") + ".",
         "",
     ]
-    head = ["degradation", "FP32 dB", "INT8 dB", "loss dB", "all-INT8 loss dB"]
+    head = ["degradation", "FP32 dB", "INT8 dB", "loss dB", "no-search INT8 loss dB"]
     rows = [[n, f"{qa['psnr_fp32'][n]:.2f}", f"{qa['psnr_int8'][n]:.2f}", f"{qa['loss_db'][n]:+.3f}",
              f"{qa['full_int8_loss_db'][n]:+.3f}"] for n in names]
     lines += [format_table(head, rows, markdown=True), ""]
     if qa.get("sensitivity"):
         top = qa["sensitivity"][:8]
-        lines += [("Most sensitive layer groups (kept alone in float: worst-degradation loss, and what that recovers "
-                  "against all-INT8):"), ""]
-        lines += [format_table(["group", "nodes", "worst loss dB", "recovers dB"],
+        lines += [("Most sensitive layer groups, in the order the search tries them (kept alone in float: the "
+                   "worst-degradation loss, what that recovers against no search, and how much of the loss above "
+                   "the budget, summed over degradations, it recovers):"), ""]
+        lines += [format_table(["group", "nodes", "worst loss dB", "recovers worst dB", "recovers over budget dB"],
                                [[f"`{r['group']}`", str(r["nodes"]), f"{max(r['loss_db'].values()):+.3f}",
-                                 f"{r['recovers_db']:+.3f}"] for r in top], markdown=True), ""]
+                                 f"{r['recovers_db']:+.3f}", f"{r.get('recovers_excess_db', float('nan')):+.3f}"]
+                                for r in top], markdown=True), ""]
     return lines
 
 
@@ -119,7 +126,8 @@ def markdown(results: dict[str, Any]) -> str:
          f"({', '.join(results['eval_set']['names'])}) centre-cropped to {results['settings']['eval_max_side']} px, "
          "one sample per degradation and photo."),
         "",
-        "## Calibration methods (all layers INT8, symmetric INT8 activations, per-channel weights)",
+        ("## Calibration methods (no layer search; Q/DQ on Conv and MatMul, depthwise convolutions in float, "
+         "symmetric INT8 activations, per-channel weights), then placements with the best method"),
         "",
         "PSNR lost against FP32 per degradation (dB, positive = worse); FP32 row: restored PSNR.",
         "",
@@ -127,7 +135,7 @@ def markdown(results: dict[str, Any]) -> str:
     head = ["method", *names, "worst"]
     rows = [["FP32 PSNR", *[f"{comp['psnr_fp32'][n]:.2f}" for n in names], ""]]
     for s in comp["scores"]:
-        rows.append([s["method"] + (" (uint8 act.)" if s.get("activations") == "uint8" else ""),
+        rows.append([s["method"] + (f" ({s['placement']})" if s.get("placement") else ""),
                      *[f"{s['loss_db'][n]:+.3f}" for n in names], f"{s['worst_db']:+.3f}"])
     lines += [format_table(head, rows, markdown=True), "",
               (f"Best ONNX Runtime method by worst-degradation loss: **{comp['best_onnxruntime']}** (used below). "
@@ -147,6 +155,20 @@ def markdown(results: dict[str, Any]) -> str:
     ]
     rows = [[name, _ms(lat, name), f"{lat['ratio'][name]:.2f}x"] for name in lat["models"]]
     lines += [format_table(["model", "ms", "vs FP32"], rows, markdown=True), ""]
+    prof = results["profile"]
+    lines += [
+        "## Where the CPU time goes (ONNX Runtime profiler, ms per run by op type)",
+        "",
+        format_table(["op type", "FP32 ms", "shipped INT8 ms"],
+                     [[op, f"{prof['fp32'].get(op, 0.0):.1f}", f"{prof['int8'].get(op, 0.0):.1f}"]
+                      for op in prof["top_ops"]], markdown=True),
+        "",
+        (f"Conv and MatMul kernels are {100 * prof['integer_share']:.0f}% of the FP32 time; the rest (layer-norm "
+         "arithmetic, GELU, softmax, layout reorders, the NDR injection's element-wise work) has no INT8 kernel. "
+         f"Even integer kernels that took no time at all, with no Q/DQ cost, would leave "
+         f"{1 - prof['integer_share']:.2f}x of FP32."),
+        "",
+    ]
     goal = results["goal"]
     lines += [
         (f"Goal: <= {goal['loss_db']} dB loss on every degradation and <= {goal['latency_ratio']}x FP32 latency. "
@@ -183,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     from ndr_edge.artifact import atomic_write_bytes, atomic_write_json
     from ndr_edge.calibration import CalibrationRecipe, build_set, quantize_int8
     from ndr_edge.calibration.compare import compare_methods
-    from ndr_edge.calibration.evaluate import compare_latency, default_eval_set, default_threads
+    from ndr_edge.calibration.evaluate import compare_latency, default_eval_set, default_threads, op_time_profile
     from ndr_edge.calibration.modelopt_backend import modelopt_backend, modelopt_status
 
     if not args.checkpoint.is_file():
@@ -222,8 +244,18 @@ def main(argv: list[str] | None = None) -> int:
     uint8 = compare_methods(fp32, calib, methods=[best], eval_set=samples, activations="uint8", latency_shape=None,
                             threads=threads, keep_dir=out / "methods-uint8", cache_dir=out / "ranges",
                             progress=progress)
-    scores = [{**s.to_dict(), "activations": "int8"} for s in comparison.scores]
-    scores += [{**s.to_dict(), "activations": "uint8"} for s in uint8.scores]
+    # the placement: every op ONNX Runtime can quantise, and depthwise convolutions in INT8
+    every_op = compare_methods(fp32, calib, methods=[best], eval_set=samples, op_types=None, latency_shape=None,
+                               threads=threads, keep_dir=out / "methods-every-op", cache_dir=out / "ranges",
+                               progress=progress)
+    dw_int8 = compare_methods(fp32, calib, methods=[best], eval_set=samples, float_depthwise=False,
+                              latency_shape=None, threads=threads, keep_dir=out / "methods-depthwise-int8",
+                              cache_dir=out / "ranges", progress=progress)
+    scores = [{**s.to_dict(), "activations": "int8", "placement": ""} for s in comparison.scores]
+    for placement, extra_scores in (("uint8 activations", uint8), ("every op", every_op),
+                                    ("depthwise INT8", dw_int8)):
+        scores += [{**s.to_dict(), "activations": "uint8" if placement.startswith("uint8") else "int8",
+                    "placement": placement} for s in extra_scores.scores]
 
     shipped = out / "int8-quality-aware.onnx"
     result = quantize_int8(fp32, shipped, calibration=calib, method=best, budget_db=args.budget, eval_set=samples,
@@ -240,8 +272,10 @@ def main(argv: list[str] | None = None) -> int:
 
     timed: dict[str, Any] = {
         "fp32": fp32,
-        f"int8 all layers ({best}, int8 act.)": out / "methods" / f"int8-{best}.onnx",
-        f"int8 all layers ({best}, uint8 act.)": out / "methods-uint8" / f"int8-{best}.onnx",
+        f"int8 no search ({best})": out / "methods" / f"int8-{best}.onnx",
+        f"int8 no search ({best}, uint8 act.)": out / "methods-uint8" / f"int8-{best}.onnx",
+        f"int8 every op ({best})": out / "methods-every-op" / f"int8-{best}.onnx",
+        f"int8 depthwise INT8 ({best})": out / "methods-depthwise-int8" / f"int8-{best}.onnx",
         "int8 quality-aware (shipped)": shipped,
     }
     if tight is not None:
@@ -253,9 +287,20 @@ def main(argv: list[str] | None = None) -> int:
         shape=(1, 3, args.latency_size, args.latency_size), threads=threads, repeats=args.repeats,
         progress=progress,
     )
+    say("profiling FP32 and the shipped INT8")
+    shape = (1, 3, args.latency_size, args.latency_size)
+    profile = {"fp32": op_time_profile(fp32, shape=shape, threads=threads),
+               "int8": op_time_profile(shipped, shape=shape, threads=threads)}
+    integer_ops = ("Conv", "FusedConv", "MatMul", "FusedMatMul", "QLinearConv", "QLinearMatMul")
+    profile["integer_share"] = round(
+        sum(v for k, v in profile["fp32"].items() if k in integer_ops) / sum(profile["fp32"].values()), 4)
+    profile["top_ops"] = list(dict.fromkeys([*list(profile["fp32"])[:10], *list(profile["int8"])[:6]]))
     keys = ("budget_db", "within_budget", "excluded_groups", "excluded", "loss_db", "full_int8_loss_db", "psnr_fp32",
             "psnr_int8", "sensitivity", "steps")
-    qa = {"method": best, **{k: result.details[k] for k in keys}}
+    def forced(res: Any) -> int:
+        return sum(1 for e in res.excluded if e["reason"].startswith("settings:"))
+
+    qa = {"method": best, "depthwise_float": forced(result), **{k: result.details[k] for k in keys}}
     ratio = latency["ratio"]["int8 quality-aware (shipped)"]
     results = {
         "model": model_info,
@@ -266,8 +311,10 @@ def main(argv: list[str] | None = None) -> int:
         "methods": {**comparison.to_dict(), "scores": scores, "best_onnxruntime": best,
                     "modelopt": "compared" if extra else why or "skipped (--no-modelopt)"},
         "quality_aware": qa,
-        "tight": {"method": best, **{k: tight.details[k] for k in keys}} if tight is not None else None,
+        "tight": ({"method": best, "depthwise_float": forced(tight), **{k: tight.details[k] for k in keys}}
+                  if tight is not None else None),
         "latency": latency,
+        "profile": profile,
         "goal": {"loss_db": 0.3, "latency_ratio": 0.6,
                  "quality_met": bool(max(result.loss_db.values()) <= 0.3),
                  "latency_met": bool(ratio <= 0.6)},

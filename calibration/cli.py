@@ -28,6 +28,10 @@ Examples:
   ndr-calib sensitivity model.onnx --set calib/
   # an INT8 model within 0.3 dB of FP32 on every degradation
   ndr-calib quantize model.onnx -o model-int8.onnx --set calib/ --budget 0.3
+  # the same for a TensorRT target: depthwise convolutions in INT8 as well
+  ndr-calib quantize model.onnx -o model-int8.onnx --set calib/ --quantize-depthwise
+  # how much each placement costs: every op ONNX Runtime can quantise vs the default Conv,MatMul
+  ndr-calib compare model.onnx --set calib/ --methods entropy --op-types all
 """
 
 
@@ -51,6 +55,38 @@ def _eval_options(func: Any) -> Any:
     for option in reversed(options):
         func = option(func)
     return func
+
+
+def _quant_options(func: Any) -> Any:
+    options = [
+        click.option("--activations", type=click.Choice(["int8", "uint8"]), default="int8", show_default=True,
+                     help="int8: symmetric (TensorRT needs it); uint8: asymmetric (ONNX Runtime CPU only)."),
+        click.option("--op-types", default="Conv,MatMul", show_default=True,
+                     help="Op types given Q/DQ (comma-separated), or 'all' for every op ONNX Runtime can quantise "
+                          "(more integer coverage, much lower PSNR on this network)."),
+        click.option("--float-depthwise/--quantize-depthwise", default=True, show_default=True,
+                     help="Keep depthwise convolutions in float (ONNX Runtime's x86 kernels have no fused "
+                          "signed-INT8 depthwise convolution; they cost PSNR too)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _op_types(text: str) -> tuple[str, ...] | None:
+    """``--op-types``: None for 'all', else the named op types, each one ONNX Runtime can quantise."""
+    from ..errors import InputError
+
+    if text.strip().lower() == "all":
+        return None
+    names = tuple(dict.fromkeys(t.strip() for t in text.split(",") if t.strip()))
+    from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
+
+    unknown = [n for n in names if n not in QDQRegistry and n not in QLinearOpsRegistry]
+    if unknown or not names:
+        raise InputError(f"--op-types {text!r}: {', '.join(unknown) or 'no op type given'}; give op types ONNX "
+                         f"Runtime can quantise (e.g. Conv,MatMul) or 'all'")
+    return names
 
 
 def _eval_set(eval_data: str | None, degradations: str | None, max_side: int) -> list[Any]:
@@ -138,8 +174,7 @@ def info(set_dir: str, verify: bool) -> None:
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--set", "set_dir", type=click.Path(), help="Calibration set folder. Default: build the default recipe.")
 @click.option("--methods", default="minmax,entropy,percentile", show_default=True)
-@click.option("--activations", type=click.Choice(["int8", "uint8"]), default="int8", show_default=True,
-              help="int8: symmetric (TensorRT); uint8: asymmetric (ONNX Runtime CPU).")
+@_quant_options
 @click.option("--samples", "max_samples", type=click.IntRange(1), help="Use only the first N crops of the set.")
 @click.option("--modelopt/--no-modelopt", default=None,
               help="Also quantise with NVIDIA ModelOpt (entropy, max). Default: when it is installed.")
@@ -148,7 +183,8 @@ def info(set_dir: str, verify: bool) -> None:
 @click.option("--markdown", is_flag=True, help="Print the table as markdown.")
 @click.option("--quiet", is_flag=True)
 @one_line_errors(PROG)
-def compare(model: str, set_dir: str | None, methods: str, activations: str, max_samples: int | None,
+def compare(model: str, set_dir: str | None, methods: str, activations: str, op_types: str, float_depthwise: bool,
+            max_samples: int | None,
             modelopt: bool | None, eval_data: str | None, degradations: str | None, eval_max_side: int, threads: int | None,
             latency_size: int, json_out: str | None, markdown: bool, quiet: bool) -> None:
     """Compare calibration methods on MODEL (FP32 ONNX) by restored PSNR lost per degradation."""
@@ -176,6 +212,7 @@ def compare(model: str, set_dir: str | None, methods: str, activations: str, max
     with tempfile.TemporaryDirectory(prefix="ndr-calib-") as tmp:
         calib = _open_set(set_dir, Path(tmp), quiet)
         result = compare_methods(model, calib, methods=chosen, eval_set=samples, activations=activations,
+                                 op_types=_op_types(op_types), float_depthwise=float_depthwise,
                                  max_samples=max_samples, latency_shape=_latency_shape(latency_size),
                                  threads=threads, extra_backends=extra, progress=not quiet)
     click.echo(result.table(markdown))
@@ -187,7 +224,7 @@ def compare(model: str, set_dir: str | None, methods: str, activations: str, max
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--set", "set_dir", type=click.Path(), help="Calibration set folder. Default: build the default recipe.")
 @click.option("--method", type=click.Choice(["minmax", "entropy", "percentile"]), default="entropy", show_default=True)
-@click.option("--activations", type=click.Choice(["int8", "uint8"]), default="int8", show_default=True)
+@_quant_options
 @click.option("--max-groups", default=32, show_default=True, type=click.IntRange(1),
               help="Layers are grouped by module until at most this many groups remain.")
 @click.option("--samples", "max_samples", type=click.IntRange(1), help="Use only the first N crops of the set.")
@@ -195,7 +232,8 @@ def compare(model: str, set_dir: str | None, methods: str, activations: str, max
 @click.option("--json", "json_out", type=click.Path(dir_okay=False))
 @click.option("--quiet", is_flag=True)
 @one_line_errors(PROG)
-def sensitivity(model: str, set_dir: str | None, method: str, activations: str, max_groups: int,
+def sensitivity(model: str, set_dir: str | None, method: str, activations: str, op_types: str, float_depthwise: bool,
+                max_groups: int,
                 max_samples: int | None, eval_data: str | None, degradations: str | None, eval_max_side: int,
                 threads: int | None, latency_size: int, json_out: str | None, quiet: bool) -> None:
     """Per layer group: the PSNR lost per degradation when only that group stays in float."""
@@ -209,7 +247,8 @@ def sensitivity(model: str, set_dir: str | None, method: str, activations: str, 
     samples = _eval_set(eval_data, degradations, eval_max_side)
     with tempfile.TemporaryDirectory(prefix="ndr-calib-") as tmp:
         calib = _open_set(set_dir, Path(tmp), quiet)
-        settings = QuantSettings(method=method, activations=activations, max_samples=max_samples)
+        settings = QuantSettings(method=method, activations=activations, op_types=_op_types(op_types),
+                                 float_depthwise=float_depthwise, max_samples=max_samples)
         quantizer = Quantizer(model, calib, settings, Path(tmp) / "work", progress=not quiet)
         runner = SensitivityRunner(quantizer, samples, max_groups=max_groups, threads=threads, progress=not quiet)
         full = runner.loss([])
@@ -231,7 +270,7 @@ def sensitivity(model: str, set_dir: str | None, method: str, activations: str, 
 @click.option("--method", type=click.Choice(["minmax", "entropy", "percentile"]), default="entropy", show_default=True)
 @click.option("--budget", default="0.3", show_default=True,
               help="Largest PSNR loss (dB) against FP32 allowed on any degradation; 'none' quantises every layer.")
-@click.option("--activations", type=click.Choice(["int8", "uint8"]), default="int8", show_default=True)
+@_quant_options
 @click.option("--max-groups", default=32, show_default=True, type=click.IntRange(1))
 @click.option("--samples", "max_samples", type=click.IntRange(1), help="Use only the first N crops of the set.")
 @_eval_options
@@ -239,7 +278,7 @@ def sensitivity(model: str, set_dir: str | None, method: str, activations: str, 
 @click.option("--quiet", is_flag=True)
 @one_line_errors(PROG)
 def quantize(model: str, output: str, set_dir: str | None, method: str, budget: str, activations: str,
-             max_groups: int, max_samples: int | None, eval_data: str | None, degradations: str | None,
+             op_types: str, float_depthwise: bool, max_groups: int, max_samples: int | None, eval_data: str | None, degradations: str | None,
              eval_max_side: int, threads: int | None, latency_size: int, json_out: str | None, quiet: bool) -> None:
     """Write a quality-aware INT8 model: layers stay in float until the loss is within --budget."""
     from ..errors import InputError
@@ -251,11 +290,14 @@ def quantize(model: str, output: str, set_dir: str | None, method: str, budget: 
         raise InputError(f"--budget {budget!r} is not a number of dB or 'none'") from None
     samples = _eval_set(eval_data, degradations, eval_max_side)
     result = quantize_int8(model, output, calibration=set_dir, method=method, budget_db=budget_db, eval_set=samples,
-                           progress=not quiet, activations=activations, max_samples=max_samples,
+                           progress=not quiet, activations=activations, op_types=_op_types(op_types),
+                           float_depthwise=float_depthwise, max_samples=max_samples,
                            max_groups=max_groups, latency_shape=_latency_shape(latency_size), threads=threads)
     click.echo(result.table())
-    click.echo(f"kept in float: {len(result.excluded)} nodes"
-               + (f" ({', '.join(result.details.get('excluded_groups', []))})" if result.excluded else ""))
+    groups = result.details.get("excluded_groups", [])
+    forced = sum(1 for e in result.excluded if e["reason"].startswith("settings:"))
+    click.echo(f"kept in float: {len(result.excluded)} nodes ({forced} by --float-depthwise; "
+               f"{len(groups)} layer groups for quality{': ' + ', '.join(groups) if groups else ''})")
     if result.latency:
         lat = result.latency
         click.echo("CPU latency " + f"{lat['input'][2]}x{lat['input'][3]}, {lat['threads']} threads: "

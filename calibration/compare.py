@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .evaluate import compare_latency, default_eval_set, evaluate_onnx
-from .quantize import METHODS, Quantizer, QuantSettings
+from .quantize import DEFAULT_OP_TYPES, METHODS, Quantizer, QuantSettings
 from .reader import CalibrationSet
 
 # an extra backend: (fp32 onnx, calibration set, out path, workdir, channel order, progress) -> calibration seconds
@@ -90,7 +90,8 @@ def compare_methods(
     methods: Sequence[str] = METHODS,
     eval_set: Sequence[Any] | None = None,
     activations: str = "int8",
-    op_types: Sequence[str] | None = None,
+    op_types: Sequence[str] | None = DEFAULT_OP_TYPES,
+    float_depthwise: bool = True,
     max_samples: int | None = None,
     latency_shape: tuple[int, int, int, int] | None = (1, 3, 256, 256),
     latency_repeats: int = 10,
@@ -100,8 +101,9 @@ def compare_methods(
     cache_dir: str | os.PathLike[str] | None = None,
     progress: bool = True,
 ) -> Comparison:
-    """Quantise with every method (all layers in INT8), score each by restored PSNR per degradation
-    against FP32 on ``eval_set`` (default: held-out demo images), time all of them on the CPU."""
+    """Quantise with every method (no layer search: every ``op_types`` layer in INT8), score each
+    by restored PSNR per degradation against FP32 on ``eval_set`` (default: held-out demo
+    images), time all of them on the CPU."""
     samples = list(eval_set) if eval_set is not None else default_eval_set()
     with tempfile.TemporaryDirectory(prefix="ndr-calib-compare-") as tmp:
         work = Path(keep_dir) if keep_dir else Path(tmp)
@@ -112,7 +114,8 @@ def compare_methods(
         order = None
         for method in methods:
             settings = QuantSettings(method=method, activations=activations,
-                                     op_types=tuple(op_types) if op_types else None, max_samples=max_samples)
+                                     op_types=tuple(op_types) if op_types else None,
+                                     float_depthwise=float_depthwise, max_samples=max_samples)
             quantizer = Quantizer(fp32_onnx, calib, settings, work / f"work-{method}", progress=progress,
                                   cache_dir=cache_dir)
             order = quantizer.channel_order
@@ -137,6 +140,7 @@ def compare_methods(
         scores=scores,
         latency=latency,
         settings={"activations": activations, "op_types": list(op_types) if op_types else "all",
+                  "float_depthwise": float_depthwise,
                   "calibration": calib.summary(), "eval_images": reference.images},
     )
 

@@ -189,6 +189,45 @@ def compare_latency(
     }
 
 
+def op_time_profile(
+    path: str | os.PathLike[str],
+    *,
+    shape: tuple[int, int, int, int] = (1, 3, 256, 256),
+    threads: int | None = None,
+    runs: int = 3,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Milliseconds per run spent in each op type (ONNX Runtime's profiler, after graph
+    optimisation, so fused kernels such as ``FusedConv`` appear under their own names), largest
+    first. Tells how much of a model's CPU time INT8 kernels could speed up at all."""
+    import json
+    import tempfile
+
+    ort = _ort()
+    threads = threads or default_threads()
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads
+    options.log_severity_level = 3
+    x = np.random.default_rng(seed).random(shape, dtype=np.float32)
+    with tempfile.TemporaryDirectory(prefix="ndr-profile-") as tmp:
+        options.enable_profiling = True
+        options.profile_file_prefix = str(Path(tmp) / "profile")
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        feed = {session.get_inputs()[0].name: x}
+        for _ in range(runs + 1):
+            session.run(None, feed)
+        events = json.loads(Path(session.end_profiling()).read_text())
+    starts = sorted(e["ts"] for e in events if e.get("name") == "model_run")
+    warm = starts[1] if len(starts) > 1 else 0  # the first run (warm-up) is left out
+    totals: dict[str, float] = defaultdict(float)
+    for event in events:
+        if (event.get("cat") == "Node" and event["ts"] >= warm
+                and str(event.get("name", "")).endswith("_kernel_time")):
+            totals[event["args"].get("op_name", "?")] += event["dur"] / 1000.0 / runs
+    return dict(sorted(((k, round(v, 3)) for k, v in totals.items()), key=lambda kv: -kv[1]))
+
+
 def _stats(values: list[float]) -> Latency:
     ordered = sorted(values)
     pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]

@@ -20,7 +20,7 @@ from typing import Any
 
 from ..errors import InputError
 from .evaluate import compare_latency, default_eval_set
-from .quantize import METHODS, Quantizer, QuantSettings
+from .quantize import DEFAULT_OP_TYPES, METHODS, Quantizer, QuantSettings
 from .reader import CalibrationSet
 from .recipe import CalibrationRecipe
 from .sensitivity import SensitivityRunner, worst
@@ -101,7 +101,8 @@ def quantize_int8(
     progress: bool = True,
     activations: str = "int8",
     per_channel: bool = True,
-    op_types: Sequence[str] | None = None,
+    op_types: Sequence[str] | None = DEFAULT_OP_TYPES,
+    float_depthwise: bool = True,
     max_samples: int | None = None,
     max_groups: int = 32,
     min_gain_db: float = 0.005,
@@ -119,7 +120,8 @@ def quantize_int8(
     any degradation of ``eval_set`` (default: the demo held-out images under every evaluation
     degradation); layers are kept in float until it holds; None quantises everything.
     ``latency_shape`` None skips the latency measurement. ``cache_dir`` keeps calibration ranges
-    between runs (keyed by model, set and settings).
+    between runs (keyed by model, set and settings). ``op_types`` None gives every op type
+    ONNX Runtime can quantise Q/DQ; ``float_depthwise`` (see :class:`QuantSettings`).
     """
     if method not in METHODS:
         raise InputError(f"calibration method {method!r} is unknown; choose one of {', '.join(METHODS)}")
@@ -128,7 +130,7 @@ def quantize_int8(
     out = Path(out_path)
     settings = QuantSettings(
         method=method, activations=activations, per_channel=per_channel,
-        op_types=tuple(op_types) if op_types else None, max_samples=max_samples,
+        op_types=tuple(op_types) if op_types else None, float_depthwise=float_depthwise, max_samples=max_samples,
     )
     log = (lambda msg: print(f"ndr-calib: {msg}", file=sys.stderr)) if progress else (lambda msg: None)
     with tempfile.TemporaryDirectory(prefix="ndr-int8-", dir=workdir) as tmp:
@@ -173,12 +175,14 @@ def quantize_int8(
                 loss = runner.loss([])
                 details["psnr_fp32"] = {k: round(v, 4) for k, v in runner.reference.psnr.items()}
                 details["psnr_int8"] = {k: round(runner.reference.psnr[k] - v, 4) for k, v in loss.items()}
+        searched = bool(excluded)  # layers the quality search kept in float
+        excluded = [{"node": n, "op": op, "reason": why} for n, op, why in quantizer.forced_float()] + excluded
         quantizer.write(out, [e["node"] for e in excluded],
                         details={"method": method, "budget_db": budget_db, "loss_db": loss})
         latency: dict[str, Any] = {}
         if latency_shape is not None:
             models: dict[str, str | os.PathLike[str]] = {"fp32": quantizer.source, "int8": out}
-            if excluded:
+            if searched:
                 quantizer.write(full_path)
                 models["int8_all_layers"] = full_path
             latency = compare_latency(models, shape=latency_shape, threads=threads, repeats=latency_repeats,

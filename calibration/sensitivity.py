@@ -3,8 +3,11 @@ the worst of them in float until the loss against FP32 is within a budget on eve
 
 Layers with weights (Conv, MatMul, Gemm) are grouped by the module they belong to (coarser
 when there are many), so the analysis costs one quantised evaluation per group. A group's
-sensitivity is what keeping it alone in float recovers; the greedy search then keeps groups in
-float in that order, accepting a group only if the worst-degradation loss really drops.
+sensitivity is what keeping it alone in float recovers. The greedy search measures both against
+the budget: the *excess*, the sum over degradations of the loss above the budget, is what has to
+reach zero. Groups are tried in order of the excess they recover alone and kept in float only if
+the excess really drops (a worst-loss-only ranking stalls when two degradations are over budget
+and no single group helps both).
 """
 
 from __future__ import annotations
@@ -68,16 +71,25 @@ def worst(loss: dict[str, float]) -> float:
     return max(loss.values()) if loss else 0.0
 
 
+def excess(loss: dict[str, float], budget_db: float) -> float:
+    """Sum over degradations of the loss above the budget (0 when every degradation is within it)."""
+    return sum(max(0.0, value - budget_db) for value in loss.values())
+
+
 @dataclass
 class GroupSensitivity:
     group: str
     nodes: int
     loss_db: dict[str, float]  # loss against FP32 with this group alone kept in float
     recovers_db: float  # worst-degradation loss of full INT8 minus that of this variant
+    recovers_excess_db: float | None = None  # excess over the budget of full INT8 minus that of this variant
 
     def to_dict(self) -> dict[str, Any]:
-        return {"group": self.group, "nodes": self.nodes, "loss_db": self.loss_db,
+        data = {"group": self.group, "nodes": self.nodes, "loss_db": self.loss_db,
                 "recovers_db": round(self.recovers_db, 4)}
+        if self.recovers_excess_db is not None:
+            data["recovers_excess_db"] = round(self.recovers_excess_db, 4)
+        return data
 
 
 @dataclass
@@ -148,49 +160,57 @@ class SensitivityRunner:
             self._cache[key] = result.loss_against(self.reference)
         return self._cache[key]
 
-    def sensitivity(self) -> list[GroupSensitivity]:
-        """Per group: the loss when that group alone stays in float; sorted, most sensitive first."""
-        full = worst(self.loss([]))
+    def sensitivity(self, budget_db: float | None = None) -> list[GroupSensitivity]:
+        """Per group: the loss when that group alone stays in float; sorted, most sensitive first
+        (by the excess over ``budget_db`` it recovers when a budget is given, else by worst loss)."""
+        full = self.loss([])
         rows = []
         for group in tqdm(self.groups, desc="sensitivity", unit="group", disable=not self.progress, leave=False):
             loss = self.loss([group.name])
-            rows.append(GroupSensitivity(group.name, len(group.nodes), loss, full - worst(loss)))
-        rows.sort(key=lambda r: (-r.recovers_db, sum(r.loss_db.values())))
+            rows.append(GroupSensitivity(
+                group.name, len(group.nodes), loss, worst(full) - worst(loss),
+                None if budget_db is None else excess(full, budget_db) - excess(loss, budget_db),
+            ))
+        rows.sort(key=lambda r: (-(r.recovers_excess_db if r.recovers_excess_db is not None else r.recovers_db),
+                                 -r.recovers_db, sum(r.loss_db.values())))
         return rows
 
     def quality_aware(
         self, budget_db: float, *, min_gain_db: float = 0.005, log: Callable[[str], None] | None = None
     ) -> QualityAwareResult:
         """Keep the most sensitive groups in float, one at a time, until every degradation's loss
-        is <= ``budget_db`` (or no group helps any more)."""
+        is <= ``budget_db`` (or no group lowers the excess over the budget any more)."""
         full_loss = self.loss([])
         result_psnr = {k: self.reference.psnr[k] - v for k, v in full_loss.items()}
-        steps: list[dict[str, Any]] = [{"excluded": [], "loss_db": full_loss, "worst_db": worst(full_loss)}]
+        steps: list[dict[str, Any]] = [{"excluded": [], "loss_db": full_loss, "worst_db": worst(full_loss),
+                                        "excess_db": excess(full_loss, budget_db)}]
         excluded: list[str] = []
         reasons: dict[str, str] = {}
         ranking: list[GroupSensitivity] = []
         current = full_loss
-        if worst(current) > budget_db:
-            ranking = self.sensitivity()
+        if excess(current, budget_db) > 0:
+            ranking = self.sensitivity(budget_db)
             for row in ranking:
-                if worst(current) <= budget_db:
+                if excess(current, budget_db) <= 0:
                     break
-                if row.recovers_db <= 0:
+                if (row.recovers_excess_db or 0.0) <= 0:
                     continue  # alone it does not help; neither will it in company, usually
                 trial = self.loss([*excluded, row.group])
-                gain = worst(current) - worst(trial)
-                accepted = gain > min_gain_db
-                steps.append({"try": row.group, "loss_db": trial, "worst_db": worst(trial), "accepted": accepted})
+                gain = excess(current, budget_db) - excess(trial, budget_db)
+                accepted = gain > min_gain_db or (gain > 0 and excess(trial, budget_db) <= 0)  # small but final
+                steps.append({"try": row.group, "loss_db": trial, "worst_db": worst(trial),
+                              "excess_db": excess(trial, budget_db), "accepted": accepted})
                 if log:
-                    log(f"float {row.group}: worst loss {worst(current):.3f} -> {worst(trial):.3f} dB"
+                    log(f"float {row.group}: worst loss {worst(current):.3f} -> {worst(trial):.3f} dB, over budget "
+                        f"{excess(current, budget_db):.3f} -> {excess(trial, budget_db):.3f} dB"
                         f"{'' if accepted else ' (rejected)'}")
                 if not accepted:
                     continue
                 worst_deg = max(current, key=lambda k: current[k])
                 reasons[row.group] = (
-                    f"quality: keeping it in float lowers the worst INT8 loss from {worst(current):.3f} to "
-                    f"{worst(trial):.3f} dB ({worst_deg} was worst; alone it recovers {row.recovers_db:.3f} dB; "
-                    f"budget {budget_db} dB)"
+                    f"quality: keeping it in float lowers the loss over the {budget_db} dB budget (summed over "
+                    f"degradations) from {excess(current, budget_db):.3f} to {excess(trial, budget_db):.3f} dB and "
+                    f"the worst loss from {worst(current):.3f} to {worst(trial):.3f} dB ({worst_deg} was worst)"
                 )
                 excluded.append(row.group)
                 current = trial

@@ -66,6 +66,9 @@ def _budget(text: str) -> float | None:
 @click.option("--int8-method", type=click.Choice(["entropy", "minmax", "percentile"]), default="entropy", show_default=True)
 @click.option("--int8-budget-db", default="0.3", show_default=True,
               help="Largest PSNR loss vs FP32 on any degradation; worse layers stay in float ('none': quantise all).")
+@click.option("--int8-quantize-depthwise", is_flag=True,
+              help="Give depthwise convolutions Q/DQ too (TensorRT has INT8 depthwise kernels). Default: they "
+                   "stay in float, since ONNX Runtime's x86 kernels have none and they cost PSNR.")
 @click.option("--fp16-converter", default="modelopt,onnxconverter", show_default=True,
               help="FP16 converters to try; the best PSNR against FP32 is kept.")
 @click.option("--verify-sizes", default=None,
@@ -77,8 +80,8 @@ def _budget(text: str) -> float | None:
 @one_line_errors("ndr-export")
 def main(checkpoint: str | None, outdir: str, precision: str, engine: bool | None, min_shape: str, opt_shape: str | None,
          max_shape: str, workspace_mb: int, timing_cache: str | None, calibration: str | None, int8_method: str,
-         int8_budget_db: str, fp16_converter: str, verify_sizes: str | None, exporter: str, opset: int, report: bool,
-         quiet: bool) -> None:
+         int8_budget_db: str, int8_quantize_depthwise: bool, fp16_converter: str, verify_sizes: str | None,
+         exporter: str, opset: int, report: bool, quiet: bool) -> None:
     """Export CHECKPOINT (this project's .safetensors or the authors' .pth; default: the
     bundled ndr-edge-xs demo model) to OUTDIR: the
     restoration network as ONNX (FP32, verified against PyTorch; FP16; INT8) and TensorRT
@@ -98,6 +101,7 @@ def main(checkpoint: str | None, outdir: str, precision: str, engine: bool | Non
         calibration=Path(calibration) if calibration else None,
         int8_method=int8_method,
         int8_budget_db=_budget(int8_budget_db),
+        int8_options={"float_depthwise": False} if int8_quantize_depthwise else {},
         fp16_converters=converters,
         verify_sizes=_sizes(verify_sizes) if verify_sizes else None,
         onnx=OnnxExportOptions(opset=opset, exporter=exporter),

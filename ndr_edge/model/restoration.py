@@ -52,7 +52,8 @@ class RestorationNet(nn.Module):
         self.reconstruction = nn.Conv2d(c2, 3, 3, padding=1)
         if config.global_residual:  # start at the identity: training only has to learn the correction
             nn.init.zeros_(self.reconstruction.weight)
-            nn.init.zeros_(self.reconstruction.bias)
+            if self.reconstruction.bias is not None:
+                nn.init.zeros_(self.reconstruction.bias)
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         e1 = self.block1(self.extractor(image))

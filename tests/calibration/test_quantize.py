@@ -24,6 +24,10 @@ def _producers(model: onnx.ModelProto) -> dict[str, onnx.NodeProto]:
     return {out: node for node in model.graph.node for out in node.output}
 
 
+def _is_depthwise(node: onnx.NodeProto) -> bool:
+    return node.op_type == "Conv" and any(a.name == "group" and a.i > 1 for a in node.attribute)
+
+
 def _is_float_layer(model: onnx.ModelProto, name: str) -> bool:
     """The node reads its weight and its activation without DequantizeLinear in front."""
     producers = _producers(model)
@@ -51,7 +55,9 @@ def test_int8_graph_is_qdq_with_per_channel_symmetric_weights(full_int8: tuple[P
     inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
     producers = _producers(model)
     per_channel = 0
-    for conv in (n for n in model.graph.node if n.op_type == "Conv"):
+    depthwise = [n for n in model.graph.node if _is_depthwise(n)]
+    assert depthwise and all(_is_float_layer(model, n.name) for n in depthwise)  # float_depthwise (default)
+    for conv in (n for n in model.graph.node if n.op_type == "Conv" and not _is_depthwise(n)):
         dq = producers.get(conv.input[1])
         assert dq is not None and dq.op_type == "DequantizeLinear", f"{conv.name}: weight is not quantised"
         weight, scale, zero = (inits[i] for i in dq.input)
@@ -65,6 +71,18 @@ def test_int8_graph_is_qdq_with_per_channel_symmetric_weights(full_int8: tuple[P
     act_q = [n for n in model.graph.node if n.op_type == "QuantizeLinear" and n.input[0] not in inits]
     zero_points = [inits[n.input[2]] for n in act_q]
     assert zero_points and all(z.dtype == np.int8 and not z.any() for z in zero_points)
+    # the default op types: every quantised activation is a Conv's or MatMul's input or output
+    # (other readers of the same tensor share its DequantizeLinear)
+    touching: dict[str, set[str]] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            dq = producers.get(name)
+            if dq is not None and dq.op_type == "DequantizeLinear" and dq.input[0] in producers:
+                touching.setdefault(producers[dq.input[0]].name, set()).add(node.op_type)
+    for q in act_q:
+        if q.input[0] in producers:
+            touching.setdefault(q.name, set()).add(producers[q.input[0]].op_type)
+    assert touching and all(ops & {"Conv", "MatMul"} for ops in touching.values())
 
 
 def test_int8_model_keeps_metadata_and_records_choices(full_int8: tuple[Path, Any], micro_onnx: Path) -> None:
@@ -75,8 +93,11 @@ def test_int8_model_keeps_metadata_and_records_choices(full_int8: tuple[Path, An
     assert meta.precision == "int8" and meta.channel_order == source.channel_order == "BGR"
     assert meta.config == source.config
     record = json.loads(props["ndr_edge.quantization"])
-    assert record["method"] == "minmax" and record["excluded"] == [] and record["format"] == "QDQ"
-    assert result.method == "minmax" and result.excluded == []
+    depthwise = [n.name for n in onnx.load(str(out)).graph.node if _is_depthwise(n)]
+    assert record["method"] == "minmax" and record["excluded"] == depthwise and record["format"] == "QDQ"
+    assert record["op_types"] == ["Conv", "MatMul"] and record["float_depthwise"] is True
+    assert result.method == "minmax" and [e["node"] for e in result.excluded] == depthwise
+    assert all(e["reason"].startswith("settings: depthwise") for e in result.excluded)
     assert set(result.loss_db) == {"noise25", "rain"}
     assert set(result.latency["models"]) == {"fp32", "int8"} and result.latency["ratio"]["fp32"] == 1.0
     entry = result.manifest_entry()
@@ -94,8 +115,8 @@ def test_int8_model_runs_and_tracks_fp32(full_int8: tuple[Path, Any], micro_onnx
 
 
 def test_excluded_nodes_stay_float(micro_onnx: Path, calib_dir: Path, tmp_path: Path) -> None:
-    quantizer = Quantizer(micro_onnx, CalibrationSet.open(calib_dir), QuantSettings(method="minmax"), tmp_path / "w",
-                          progress=False)
+    settings = QuantSettings(method="minmax", float_depthwise=False)
+    quantizer = Quantizer(micro_onnx, CalibrationSet.open(calib_dir), settings, tmp_path / "w", progress=False)
     convs = [name for name, op in quantizer.quantizable_nodes() if op == "Conv"]
     keep = [convs[0], convs[len(convs) // 2], convs[-1]]
     out = quantizer.write(tmp_path / "partial.onnx", exclude=keep)
@@ -132,7 +153,9 @@ def test_quality_aware_mode_excludes_layers_under_a_tight_budget(
                            eval_set=strict_samples, progress=False, max_groups=3, min_gain_db=0.0,
                            latency_shape=(1, 3, CROP, CROP), latency_repeats=1, threads=1)
     assert result.excluded, "a zero budget must keep some layers in float"
-    assert all(set(e) == {"node", "op", "reason"} and "quality" in e["reason"] for e in result.excluded)
+    assert all(set(e) == {"node", "op", "reason"} for e in result.excluded)
+    assert any(e["reason"].startswith("quality") for e in result.excluded)
+    assert all(e["reason"].startswith(("quality", "settings")) for e in result.excluded)
     assert result.details["budget_db"] == 0.0 and len(result.details["sensitivity"]) == 3
     full_worst = max(result.details["full_int8_loss_db"].values())
     assert max(result.loss_db.values()) < full_worst  # keeping layers in float helped

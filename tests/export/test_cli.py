@@ -141,3 +141,21 @@ def test_unset_verification_sizes_follow_the_profile():
     assert verification_shapes(fixed, engines=True) == (((64, 64), (64, 64)), 1)
     default = ExportConfig().check()  # the defaults fit the default profile: unchanged
     assert verification_shapes(default, engines=True) == (((64, 96), (128, 128)), 3)
+
+
+@pytest.mark.parametrize(("flag", "options"), [([], {}), (["--int8-quantize-depthwise"], {"float_depthwise": False})])
+def test_int8_depthwise_choice_reaches_the_quantiser(tmp_path, xs_checkpoint_path, monkeypatch, flag, options):
+    from ndr_edge.errors import InputError
+    from ndr_edge.export import pipeline
+
+    seen = []
+
+    class Stop:
+        def __init__(self, loaded, outdir, config):
+            seen.append(config)
+            raise InputError("stopped before exporting")
+
+    monkeypatch.setattr(pipeline, "Exporter", Stop)
+    result = _run([xs_checkpoint_path, "-o", tmp_path / "out", "--no-engine", "--quiet", *flag])
+    assert "stopped before exporting" in _one_line_error(result)
+    assert seen[0].int8_options == options
