@@ -297,10 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     profile["top_ops"] = list(dict.fromkeys([*list(profile["fp32"])[:10], *list(profile["int8"])[:6]]))
     keys = ("budget_db", "within_budget", "excluded_groups", "excluded", "loss_db", "full_int8_loss_db", "psnr_fp32",
             "psnr_int8", "sensitivity", "steps")
-    def forced(res: Any) -> int:
-        return sum(1 for e in res.excluded if e["reason"].startswith("settings:"))
-
-    qa = {"method": best, "depthwise_float": forced(result), **{k: result.details[k] for k in keys}}
+    qa = {"method": best, "depthwise_float": len(result.kept_by_settings()), **{k: result.details[k] for k in keys}}
     ratio = latency["ratio"]["int8 quality-aware (shipped)"]
     results = {
         "model": model_info,
@@ -311,8 +308,8 @@ def main(argv: list[str] | None = None) -> int:
         "methods": {**comparison.to_dict(), "scores": scores, "best_onnxruntime": best,
                     "modelopt": "compared" if extra else why or "skipped (--no-modelopt)"},
         "quality_aware": qa,
-        "tight": ({"method": best, "depthwise_float": forced(tight), **{k: tight.details[k] for k in keys}}
-                  if tight is not None else None),
+        "tight": ({"method": best, "depthwise_float": len(tight.kept_by_settings()),
+                   **{k: tight.details[k] for k in keys}} if tight is not None else None),
         "latency": latency,
         "profile": profile,
         "goal": {"loss_db": 0.3, "latency_ratio": 0.6,

@@ -295,8 +295,7 @@ def quantize(model: str, output: str, set_dir: str | None, method: str, budget: 
                            max_groups=max_groups, latency_shape=_latency_shape(latency_size), threads=threads)
     click.echo(result.table())
     groups = result.details.get("excluded_groups", [])
-    forced = sum(1 for e in result.excluded if e["reason"].startswith("settings:"))
-    click.echo(f"kept in float: {len(result.excluded)} nodes ({forced} by --float-depthwise; "
+    click.echo(f"kept in float: {len(result.excluded)} nodes ({len(result.kept_by_settings())} by --float-depthwise; "
                f"{len(groups)} layer groups for quality{': ' + ', '.join(groups) if groups else ''})")
     if result.latency:
         lat = result.latency

@@ -20,7 +20,7 @@ from typing import Any
 
 from ..errors import InputError
 from .evaluate import compare_latency, default_eval_set
-from .quantize import DEFAULT_OP_TYPES, METHODS, Quantizer, QuantSettings
+from .quantize import DEFAULT_OP_TYPES, METHODS, SETTINGS_REASON, Quantizer, QuantSettings
 from .reader import CalibrationSet
 from .recipe import CalibrationRecipe
 from .sensitivity import SensitivityRunner, worst
@@ -65,6 +65,10 @@ class Int8Result:
             "settings": self.details.get("settings"),
             "notes": self.notes,
         }
+
+    def kept_by_settings(self) -> list[dict[str, str]]:
+        """The excluded nodes the settings kept in float (``float_depthwise``), not the search."""
+        return [e for e in self.excluded if e["reason"].startswith(SETTINGS_REASON)]
 
     def table(self) -> str:
         """Loss per degradation, as a small text table."""
