@@ -30,6 +30,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from ndr_edge.export.variants import DEFAULT_BUDGET_DB, INT8_METHODS
+
 REPO = Path(__file__).resolve().parents[1]
 BUNDLED = REPO / "ndr_edge" / "assets" / "ndr-edge-xs-demo.safetensors"
 
@@ -188,8 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=64, help="calibration crops")
     parser.add_argument("--crop", type=int, default=96, help="calibration crop size")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--methods", default="minmax,entropy,percentile")
-    parser.add_argument("--budget", type=float, default=0.3, help="dB, on every degradation")
+    parser.add_argument("--methods", default=",".join(INT8_METHODS))
+    parser.add_argument("--budget", type=float, default=DEFAULT_BUDGET_DB, help="dB, on every degradation")
     parser.add_argument("--eval-max-side", type=int, default=192)
     parser.add_argument("--latency-size", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=15, help="latency runs per model")
@@ -206,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     from ndr_edge.calibration import CalibrationRecipe, build_set, quantize_int8
     from ndr_edge.calibration.compare import compare_methods
     from ndr_edge.calibration.evaluate import compare_latency, default_eval_set, default_threads, op_time_profile
-    from ndr_edge.calibration.modelopt_backend import modelopt_backend, modelopt_status
+    from ndr_edge.calibration.modelopt_backend import MODELOPT_METHODS, modelopt_backend, modelopt_status
 
     if not args.checkpoint.is_file():
         print(f"int8_bench: error: {args.checkpoint}: no such checkpoint (train one with ndr-train, or pass "
@@ -230,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     available, why = modelopt_status()
     extra = {} if args.no_modelopt or not available else {
-        f"modelopt-{m}": modelopt_backend(m) for m in ("entropy", "minmax")}
+        f"modelopt-{m}": modelopt_backend(m) for m in MODELOPT_METHODS}
     if not extra:
         say(f"ModelOpt not compared: {'--no-modelopt' if args.no_modelopt else why}")
     comparison = compare_methods(fp32, calib, methods=methods, eval_set=samples, latency_shape=None,
@@ -312,8 +314,8 @@ def main(argv: list[str] | None = None) -> int:
                    **{k: tight.details[k] for k in keys}} if tight is not None else None),
         "latency": latency,
         "profile": profile,
-        "goal": {"loss_db": 0.3, "latency_ratio": 0.6,
-                 "quality_met": bool(max(result.loss_db.values()) <= 0.3),
+        "goal": {"loss_db": DEFAULT_BUDGET_DB, "latency_ratio": 0.6,
+                 "quality_met": bool(max(result.loss_db.values()) <= DEFAULT_BUDGET_DB),
                  "latency_met": bool(ratio <= 0.6)},
         "seconds": round(time.perf_counter() - start, 1),
         "argv": " ".join(argv if argv is not None else sys.argv[1:]),

@@ -34,8 +34,9 @@ from typing import Any
 import numpy as np
 
 from ndr_edge.artifact import Manifest, atomic_write_json
+from ndr_edge.export.variants import DEFAULT_OVERLAP, DEFAULT_TILE
 from ndr_edge.runtime import Restorer, TileConfig
-from ndr_edge.runtime.tiling import DEFAULT_OVERLAP, DEFAULT_TILE, tile_starts
+from ndr_edge.runtime.tiling import tile_starts
 
 SIZES = {"256": (256, 256), "720p": (720, 1280), "1080p": (1080, 1920), "4k": (2160, 3840)}
 

@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ..artifact import atomic_write_json, default_file_mode, sha256_file
-from ..errors import InputError
-from .reader import MANIFEST_NAME, SET_FORMAT, SET_SCHEMA, CalibrationSet, shard_name
-from .recipe import CLEAN, REAL, CalibrationRecipe
+from ndr_edge.artifact import atomic_write_json, default_file_mode, sha256_file
+from ndr_edge.calibration.reader import MANIFEST_NAME, SET_FORMAT, SET_SCHEMA, CalibrationSet, shard_name
+from ndr_edge.calibration.recipe import CLEAN, REAL, CalibrationRecipe
+from ndr_edge.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ def _array_sha256(pixels: np.ndarray) -> str:
 
 def load_sources(folders: Sequence[str | os.PathLike[str]] | None) -> list[SourceImage]:
     """Read every image of ``folders`` (or the built-in demo training images when None or empty)."""
-    from ..imageio import demo_images, list_images, read_image
+    from ndr_edge.imageio import demo_images, list_images, read_image
 
     if not folders:
         demo = demo_images("train")
@@ -71,7 +71,7 @@ def load_sources(folders: Sequence[str | os.PathLike[str]] | None) -> list[Sourc
 
 
 def _as_rgb_uint8(pixels: np.ndarray, what: str) -> np.ndarray:
-    from ..frames import check_frame, to_float, to_uint8
+    from ndr_edge.frames import check_frame, to_float, to_uint8
 
     check_frame(pixels, what)
     return pixels if pixels.dtype == np.uint8 else to_uint8(to_float(pixels))
@@ -100,8 +100,8 @@ def make_sample(source: SourceImage, label: str, crop: int, rng: np.random.Gener
     pixels = _random_crop(source.pixels, crop, rng)
     if label in (CLEAN, REAL):
         return pixels
-    from ..degradations import degrade
-    from ..frames import to_uint8
+    from ndr_edge.degradations import degrade
+    from ndr_edge.frames import to_uint8
 
     degraded = degrade(pixels.astype(np.float32) / 255.0, label, rng)
     if degraded.shape != pixels.shape:

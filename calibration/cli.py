@@ -8,7 +8,8 @@ from typing import Any
 
 import click
 
-from ..cli.common import one_line_errors
+from ndr_edge.cli.common import one_line_errors
+from ndr_edge.export import variants as table
 
 PROG = "ndr-calib"
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -26,7 +27,7 @@ Examples:
   ndr-calib compare model.onnx --set calib/
   # which layers cost the most PSNR in INT8
   ndr-calib sensitivity model.onnx --set calib/
-  # an INT8 model within 0.3 dB of FP32 on every degradation
+  # an INT8 model within 0.3 dB (the default budget) of FP32 on every degradation
   ndr-calib quantize model.onnx -o model-int8.onnx --set calib/ --budget 0.3
   # the same for a TensorRT target: depthwise convolutions in INT8 as well
   ndr-calib quantize model.onnx -o model-int8.onnx --set calib/ --quantize-depthwise
@@ -59,9 +60,9 @@ def _eval_options(func: Any) -> Any:
 
 def _quant_options(func: Any) -> Any:
     options = [
-        click.option("--activations", type=click.Choice(["int8", "uint8"]), default="int8", show_default=True,
+        click.option("--activations", type=click.Choice(table.INT8_ACTIVATIONS), default=table.INT8_ACTIVATIONS[0], show_default=True,
                      help="int8: symmetric (TensorRT needs it); uint8: asymmetric (ONNX Runtime CPU only)."),
-        click.option("--op-types", default="Conv,MatMul", show_default=True,
+        click.option("--op-types", default=",".join(table.DEFAULT_INT8_OP_TYPES), show_default=True,
                      help="Op types given Q/DQ (comma-separated), or 'all' for every op ONNX Runtime can quantise "
                           "(more integer coverage, much lower PSNR on this network)."),
         click.option("--float-depthwise/--quantize-depthwise", default=True, show_default=True,
@@ -75,7 +76,7 @@ def _quant_options(func: Any) -> Any:
 
 def _op_types(text: str) -> tuple[str, ...] | None:
     """``--op-types``: None for 'all', else the named op types, each one ONNX Runtime can quantise."""
-    from ..errors import InputError
+    from ndr_edge.errors import InputError
 
     if text.strip().lower() == "all":
         return None
@@ -90,9 +91,9 @@ def _op_types(text: str) -> tuple[str, ...] | None:
 
 
 def _eval_set(eval_data: str | None, degradations: str | None, max_side: int) -> list[Any]:
-    from ..data import load_clean_folder, synthetic_eval_set
-    from ..degradations import EVAL_NAMES, parse_names
-    from .evaluate import default_eval_set
+    from ndr_edge.calibration.evaluate import default_eval_set
+    from ndr_edge.data import load_clean_folder, synthetic_eval_set
+    from ndr_edge.degradations import EVAL_NAMES, parse_names
 
     names = parse_names(degradations) if degradations else EVAL_NAMES
     if eval_data:
@@ -101,14 +102,14 @@ def _eval_set(eval_data: str | None, degradations: str | None, max_side: int) ->
 
 
 def _open_set(set_dir: str | None, tmp: Path, quiet: bool) -> Any:
-    from .int8 import open_or_build_set
+    from ndr_edge.calibration.int8 import open_or_build_set
 
     return open_or_build_set(set_dir, tmp, progress=not quiet)
 
 
 def _write_json(path: str | None, payload: dict[str, Any]) -> None:
     if path:
-        from ..artifact import atomic_write_json
+        from ndr_edge.artifact import atomic_write_json
 
         atomic_write_json(path, payload)
 
@@ -117,7 +118,7 @@ def _latency_shape(size: int) -> tuple[int, int, int, int] | None:
     if size == 0:
         return None
     if size % 8:
-        from ..errors import InputError
+        from ndr_edge.errors import InputError
 
         raise InputError(f"--latency-size {size} must be a multiple of 8")
     return (1, 3, size, size)
@@ -140,8 +141,8 @@ def _latency_shape(size: int) -> tuple[int, int, int, int] | None:
 def build(folders: tuple[str, ...], output: str, recipe: str | None, samples: int, crop: int, seed: int,
           shard_size: int, real: bool, overwrite: bool, quiet: bool) -> None:
     """Build a calibration set from FOLDERS of clean images (default: the built-in demo photos)."""
-    from .build import build_set
-    from .recipe import CalibrationRecipe
+    from ndr_edge.calibration.build import build_set
+    from ndr_edge.calibration.recipe import CalibrationRecipe
 
     fields: dict[str, Any] = {"samples": samples, "crop": crop, "seed": seed, "shard_size": shard_size}
     if real:
@@ -162,7 +163,7 @@ def build(folders: tuple[str, ...], output: str, recipe: str | None, samples: in
 @one_line_errors(PROG)
 def info(set_dir: str, verify: bool) -> None:
     """Describe a calibration set (and verify it with --verify)."""
-    from .reader import CalibrationSet
+    from ndr_edge.calibration.reader import CalibrationSet
 
     calib = CalibrationSet.open(set_dir)
     if verify:
@@ -173,7 +174,7 @@ def info(set_dir: str, verify: bool) -> None:
 @main.command(context_settings=CONTEXT)
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--set", "set_dir", type=click.Path(), help="Calibration set folder. Default: build the default recipe.")
-@click.option("--methods", default="minmax,entropy,percentile", show_default=True)
+@click.option("--methods", default=",".join(table.INT8_METHODS), show_default=True)
 @_quant_options
 @click.option("--samples", "max_samples", type=click.IntRange(1), help="Use only the first N crops of the set.")
 @click.option("--modelopt/--no-modelopt", default=None,
@@ -190,24 +191,23 @@ def compare(model: str, set_dir: str | None, methods: str, activations: str, op_
     """Compare calibration methods on MODEL (FP32 ONNX) by restored PSNR lost per degradation."""
     import tempfile
 
-    from ..errors import InputError
-    from .compare import compare_methods
-    from .quantize import METHODS
+    from ndr_edge.calibration.compare import compare_methods
+    from ndr_edge.errors import InputError
 
     chosen = [m.strip() for m in methods.split(",") if m.strip()]
-    unknown = [m for m in chosen if m not in METHODS]
+    unknown = [m for m in chosen if m not in table.INT8_METHODS]
     if unknown or not chosen:
-        raise InputError(f"--methods: unknown {', '.join(unknown) or '(none)'}; choose from {', '.join(METHODS)}")
-    from .modelopt_backend import modelopt_backend, modelopt_status
+        raise InputError(f"--methods: unknown {', '.join(unknown) or '(none)'}; choose from {', '.join(table.INT8_METHODS)}")
+    from ndr_edge.calibration.modelopt_backend import MODELOPT_METHODS, modelopt_backend, modelopt_status
 
     available, why = modelopt_status()
     if modelopt and not available:
-        from ..errors import BackendUnavailableError
+        from ndr_edge.errors import BackendUnavailableError
 
         raise BackendUnavailableError(f"--modelopt: {why}")
     extra = {}
     if modelopt or (modelopt is None and available):
-        extra = {f"modelopt-{m}": modelopt_backend(m, max_samples) for m in ("entropy", "minmax")}
+        extra = {f"modelopt-{m}": modelopt_backend(m, max_samples) for m in MODELOPT_METHODS}
     samples = _eval_set(eval_data, degradations, eval_max_side)
     with tempfile.TemporaryDirectory(prefix="ndr-calib-") as tmp:
         calib = _open_set(set_dir, Path(tmp), quiet)
@@ -223,7 +223,7 @@ def compare(model: str, set_dir: str | None, methods: str, activations: str, op_
 @main.command(context_settings=CONTEXT)
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--set", "set_dir", type=click.Path(), help="Calibration set folder. Default: build the default recipe.")
-@click.option("--method", type=click.Choice(["minmax", "entropy", "percentile"]), default="entropy", show_default=True)
+@click.option("--method", type=click.Choice(table.INT8_METHODS), default=table.DEFAULT_INT8_METHOD, show_default=True)
 @_quant_options
 @click.option("--max-groups", default=32, show_default=True, type=click.IntRange(1),
               help="Layers are grouped by module until at most this many groups remain.")
@@ -239,9 +239,9 @@ def sensitivity(model: str, set_dir: str | None, method: str, activations: str, 
     """Per layer group: the PSNR lost per degradation when only that group stays in float."""
     import tempfile
 
-    from .compare import format_table
-    from .quantize import Quantizer, QuantSettings
-    from .sensitivity import SensitivityRunner, worst
+    from ndr_edge.calibration.compare import format_table
+    from ndr_edge.calibration.quantize import Quantizer, QuantSettings
+    from ndr_edge.calibration.sensitivity import SensitivityRunner, worst
 
     del latency_size  # the sensitivity table is about quality; `quantize` measures latency
     samples = _eval_set(eval_data, degradations, eval_max_side)
@@ -267,10 +267,13 @@ def sensitivity(model: str, set_dir: str | None, method: str, activations: str, 
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="INT8 ONNX file to write.")
 @click.option("--set", "set_dir", type=click.Path(), help="Calibration set folder. Default: build the default recipe.")
-@click.option("--method", type=click.Choice(["minmax", "entropy", "percentile"]), default="entropy", show_default=True)
-@click.option("--budget", default="0.3", show_default=True,
+@click.option("--method", type=click.Choice(table.INT8_METHODS), default=table.DEFAULT_INT8_METHOD, show_default=True)
+@click.option("--budget", default=str(table.DEFAULT_BUDGET_DB), show_default=True,
               help="Largest PSNR loss (dB) against FP32 allowed on any degradation; 'none' quantises every layer.")
 @_quant_options
+@click.option("--float-act-matmul/--quantize-act-matmul", default=True, show_default=True,
+              help="Keep MatMuls of two activations (attention q.k^T) in float: without VNNI their INT8 sums "
+                   "overflow, and OpenVINO then disagrees with ONNX Runtime.")
 @click.option("--max-groups", default=32, show_default=True, type=click.IntRange(1))
 @click.option("--samples", "max_samples", type=click.IntRange(1), help="Use only the first N crops of the set.")
 @_eval_options
@@ -278,24 +281,20 @@ def sensitivity(model: str, set_dir: str | None, method: str, activations: str, 
 @click.option("--quiet", is_flag=True)
 @one_line_errors(PROG)
 def quantize(model: str, output: str, set_dir: str | None, method: str, budget: str, activations: str,
-             op_types: str, float_depthwise: bool, max_groups: int, max_samples: int | None, eval_data: str | None, degradations: str | None,
+             op_types: str, float_depthwise: bool, float_act_matmul: bool, max_groups: int, max_samples: int | None, eval_data: str | None, degradations: str | None,
              eval_max_side: int, threads: int | None, latency_size: int, json_out: str | None, quiet: bool) -> None:
     """Write a quality-aware INT8 model: layers stay in float until the loss is within --budget."""
-    from ..errors import InputError
-    from .int8 import quantize_int8
-
-    try:
-        budget_db = None if budget.lower() == "none" else float(budget)
-    except ValueError:
-        raise InputError(f"--budget {budget!r} is not a number of dB or 'none'") from None
+    from ndr_edge.calibration.int8 import quantize_int8
+    budget_db = table.parse_budget(budget, "--budget")
     samples = _eval_set(eval_data, degradations, eval_max_side)
     result = quantize_int8(model, output, calibration=set_dir, method=method, budget_db=budget_db, eval_set=samples,
                            progress=not quiet, activations=activations, op_types=_op_types(op_types),
-                           float_depthwise=float_depthwise, max_samples=max_samples,
+                           float_depthwise=float_depthwise, float_act_matmul=float_act_matmul, max_samples=max_samples,
                            max_groups=max_groups, latency_shape=_latency_shape(latency_size), threads=threads)
     click.echo(result.table())
     groups = result.details.get("excluded_groups", [])
-    click.echo(f"kept in float: {len(result.excluded)} nodes ({len(result.kept_by_settings())} by --float-depthwise; "
+    click.echo(f"kept in float: {len(result.excluded)} nodes ({len(result.kept_by_settings())} by "
+               "--float-depthwise/--float-act-matmul; "
                f"{len(groups)} layer groups for quality{': ' + ', '.join(groups) if groups else ''})")
     if result.latency:
         lat = result.latency

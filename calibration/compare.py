@@ -10,12 +10,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .evaluate import compare_latency, default_eval_set, evaluate_onnx
-from .quantize import DEFAULT_OP_TYPES, METHODS, Quantizer, QuantSettings
-from .reader import CalibrationSet
+from ndr_edge.calibration.evaluate import compare_latency, default_eval_set, evaluate_onnx
+from ndr_edge.calibration.quantize import DEFAULT_OP_TYPES, METHODS, Quantizer, QuantSettings
+from ndr_edge.calibration.reader import CalibrationSet
 
-# an extra backend: (fp32 onnx, calibration set, out path, workdir, channel order, progress) -> calibration seconds
-Backend = Callable[[Path, CalibrationSet, Path, Path, str, bool], float]
+# an extra quantiser (ModelOpt): (fp32 onnx, calibration set, out path, workdir, channel order, progress)
+# -> calibration seconds
+ExtraQuantizer = Callable[[Path, CalibrationSet, Path, Path, str, bool], float]
 
 
 @dataclass
@@ -35,7 +36,7 @@ class MethodScore:
 
 
 @dataclass
-class Comparison:
+class MethodComparison:
     psnr_fp32: dict[str, float]
     scores: list[MethodScore]
     latency: dict[str, Any]
@@ -96,11 +97,11 @@ def compare_methods(
     latency_shape: tuple[int, int, int, int] | None = (1, 3, 256, 256),
     latency_repeats: int = 10,
     threads: int | None = None,
-    extra_backends: dict[str, Backend] | None = None,
+    extra_backends: dict[str, ExtraQuantizer] | None = None,
     keep_dir: str | os.PathLike[str] | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     progress: bool = True,
-) -> Comparison:
+) -> MethodComparison:
     """Quantise with every method (no layer search: every ``op_types`` layer in INT8), score each
     by restored PSNR per degradation against FP32 on ``eval_set`` (default: held-out demo
     images), time all of them on the CPU."""
@@ -135,7 +136,7 @@ def compare_methods(
             for score in scores:
                 score.latency_ms = latency["models"][score.method]["median_ms"]
                 score.latency_ratio = latency["ratio"][score.method]
-    return Comparison(
+    return MethodComparison(
         psnr_fp32={k: round(v, 4) for k, v in reference.psnr.items()},
         scores=scores,
         latency=latency,

@@ -7,9 +7,9 @@ from collections.abc import Callable, Iterator
 import numpy as np
 from onnxruntime.quantization import CalibrationDataReader
 
-from ..artifact import INPUT_NAME
-from ..errors import InputError
-from .reader import CalibrationSet
+from ndr_edge.artifact import INPUT_NAME
+from ndr_edge.calibration.reader import CalibrationSet
+from ndr_edge.errors import InputError
 
 
 class SetDataReader(CalibrationDataReader):

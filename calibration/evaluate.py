@@ -1,5 +1,7 @@
 """Run an ONNX model under ONNX Runtime on the CPU: restored PSNR per degradation on an
-evaluation set, and latency of several models on the same input in the same process.
+evaluation set, and latency of several models on the same input in the same process. Models
+open through the runtime's backend layer (:func:`ndr_edge.runtime.backends.open_backend`,
+ONNX Runtime on the CPU provider, :func:`open_cpu`).
 
 INT8 choices are judged here by what they do to the restored image, not by activation
 statistics: ``loss_db[d] = PSNR_fp32[d] - PSNR_int8[d]`` on held-out images.
@@ -12,6 +14,7 @@ import statistics
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,67 +22,33 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from ..artifact import INPUT_NAME, ArtifactMeta
-from ..errors import ArtifactError, BackendUnavailableError
+from ndr_edge.artifact import INPUT_NAME
+from ndr_edge.errors import ArtifactError
+from ndr_edge.runtime.backend import Backend
+from ndr_edge.runtime.backends import open_backend
+from ndr_edge.runtime.onnxruntime_backend import OnnxRuntimeBackend, OnnxRuntimeSettings, import_onnxruntime
 
 BatchFn = Callable[[np.ndarray], np.ndarray]
-
-
-def _ort() -> Any:
-    try:
-        import onnxruntime
-    except ModuleNotFoundError as exc:
-        raise BackendUnavailableError("onnxruntime is not installed; pip install 'ndr-edge[ort]'") from exc
-    return onnxruntime
 
 
 def default_threads() -> int:
     return max(1, os.cpu_count() or 1)
 
 
-def cpu_session(path: str | os.PathLike[str], threads: int | None = None) -> Any:
-    """An ONNX Runtime CPU session with all graph optimisations and a fixed thread count."""
-    ort = _ort()
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = threads or default_threads()
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.log_severity_level = 3
-    try:
-        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # ORT raises its own exception types for unreadable graphs
-        raise ArtifactError(f"{path}: ONNX Runtime cannot load it ({exc}); re-export the model") from exc
-
-
-def model_meta(path: str | os.PathLike[str]) -> ArtifactMeta:
-    """The ndr_edge metadata embedded in an ONNX file (channel order, size multiple, ...)."""
-    import onnx
-
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:
-        raise ArtifactError(f"{path}: not a readable ONNX file ({exc}); re-export the model") from exc
-    return ArtifactMeta.from_props({p.key: p.value for p in model.metadata_props}, source=str(path))
-
-
-def session_runner(session: Any) -> BatchFn:
-    name = session.get_inputs()[0].name
-
-    def run(batch: np.ndarray) -> np.ndarray:
-        return np.asarray(session.run(None, {name: batch})[0])
-
-    return run
+def open_cpu(path: str | os.PathLike[str], threads: int | None = None, profile_prefix: str | None = None) -> Backend:
+    """An ONNX model on ONNX Runtime's CPU provider with a fixed thread count (default: every core)."""
+    settings = OnnxRuntimeSettings(providers=("cpu",), threads=threads or default_threads(), profile_prefix=profile_prefix)
+    return open_backend(Path(path), "onnxruntime", settings)
 
 
 @dataclass
-class QualityResult:
+class PSNRByDegradation:
     """Mean restored PSNR (dB) per degradation, and how many images each mean is over."""
 
     psnr: dict[str, float]
     images: dict[str, int]
 
-    def loss_against(self, reference: QualityResult) -> dict[str, float]:
+    def loss_against(self, reference: PSNRByDegradation) -> dict[str, float]:
         """dB lost per degradation against ``reference`` (positive: worse than the reference)."""
         return {name: round(reference.psnr[name] - self.psnr[name], 4) for name in reference.psnr}
 
@@ -91,11 +60,11 @@ def psnr_per_degradation(
     multiple: int = 8,
     progress: bool = False,
     desc: str = "evaluate",
-) -> QualityResult:
+) -> PSNRByDegradation:
     """Restore every sample (``degradation``, ``lq``, ``gt``: float32 RGB HxWx3) with the published
     protocol (reflect-pad to ``multiple``, crop back) and average the PSNR per degradation."""
-    from ..evaluate import restore_image
-    from ..metrics import psnr
+    from ndr_edge.evaluate import restore_image
+    from ndr_edge.metrics import psnr
 
     sums: dict[str, float] = defaultdict(float)
     counts: dict[str, int] = defaultdict(int)
@@ -103,7 +72,7 @@ def psnr_per_degradation(
         restored = restore_image(run, sample.lq, channel_order, multiple)
         sums[sample.degradation] += float(psnr(restored, sample.gt))
         counts[sample.degradation] += 1
-    return QualityResult({k: sums[k] / counts[k] for k in sums}, dict(counts))
+    return PSNRByDegradation({k: sums[k] / counts[k] for k in sums}, dict(counts))
 
 
 def evaluate_onnx(
@@ -113,14 +82,12 @@ def evaluate_onnx(
     threads: int | None = None,
     channel_order: str | None = None,
     progress: bool = False,
-) -> QualityResult:
+) -> PSNRByDegradation:
     """Restored PSNR per degradation of the ONNX model at ``path`` on ``samples`` (CPU)."""
-    meta = model_meta(path) if channel_order is None else None
-    order = channel_order or (meta.channel_order if meta else "BGR")
-    multiple = meta.size_multiple if meta else 8
-    return psnr_per_degradation(
-        session_runner(cpu_session(path, threads)), samples, order, multiple, progress, desc=Path(path).name
-    )
+    with open_cpu(path, threads) as backend:
+        order = channel_order or backend.meta.channel_order
+        return psnr_per_degradation(backend.infer, samples, order, backend.meta.size_multiple, progress,
+                                    desc=Path(path).name)
 
 
 DEFAULT_EVAL_SIDE = 192
@@ -131,9 +98,9 @@ def default_eval_set(
 ) -> list[Any]:
     """The held-out evaluation set: the demo ``heldout`` images (never used for calibration),
     centre-cropped to ``max_side``, under every evaluation degradation; deterministic for a seed."""
-    from ..data import synthetic_eval_set
-    from ..degradations import EVAL_NAMES
-    from ..imageio import demo_images
+    from ndr_edge.data import synthetic_eval_set
+    from ndr_edge.degradations import EVAL_NAMES
+    from ndr_edge.imageio import demo_images
 
     names = list(degradations) if degradations is not None else list(EVAL_NAMES)
     return list(synthetic_eval_set(demo_images("heldout"), names, seed=seed, max_side=max_side))
@@ -166,24 +133,24 @@ def compare_latency(
     ``ratio[name] = median[name] / median[first]``."""
     threads = threads or default_threads()
     x = np.random.default_rng(seed).random(shape, dtype=np.float32)
-    sessions = {name: cpu_session(path, threads) for name, path in models.items()}
-    times: dict[str, list[float]] = {name: [] for name in sessions}
-    for name, session in sessions.items():
-        for _ in range(warmup):
-            session.run(None, {session.get_inputs()[0].name: x})
-    for _ in tqdm(range(repeats), desc="latency", disable=not progress, leave=False):
-        for name, session in sessions.items():
-            feed = {session.get_inputs()[0].name: x}
-            start = time.perf_counter()
-            session.run(None, feed)
-            times[name].append((time.perf_counter() - start) * 1000.0)
+    with ExitStack() as stack:
+        backends = {name: stack.enter_context(open_cpu(path, threads)) for name, path in models.items()}
+        times: dict[str, list[float]] = {name: [] for name in backends}
+        for backend in backends.values():
+            for _ in range(warmup):
+                backend.infer(x)
+        for _ in tqdm(range(repeats), desc="latency", disable=not progress, leave=False):
+            for name, backend in backends.items():
+                start = time.perf_counter()
+                backend.infer(x)
+                times[name].append((time.perf_counter() - start) * 1000.0)
     stats = {name: _stats(values) for name, values in times.items()}
     reference = next(iter(stats.values())).median_ms
     return {
         "input": list(shape),
         "threads": threads,
         "provider": "CPUExecutionProvider",
-        "onnxruntime": _ort().__version__,
+        "onnxruntime": import_onnxruntime().__version__,
         "models": {name: s.to_dict() for name, s in stats.items()},
         "ratio": {name: round(s.median_ms / reference, 4) for name, s in stats.items()},
     }
@@ -203,21 +170,13 @@ def op_time_profile(
     import json
     import tempfile
 
-    ort = _ort()
-    threads = threads or default_threads()
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = threads
-    options.log_severity_level = 3
     x = np.random.default_rng(seed).random(shape, dtype=np.float32)
-    with tempfile.TemporaryDirectory(prefix="ndr-profile-") as tmp:
-        options.enable_profiling = True
-        options.profile_file_prefix = str(Path(tmp) / "profile")
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        feed = {session.get_inputs()[0].name: x}
+    with tempfile.TemporaryDirectory(prefix="ndr-profile-") as tmp, \
+            open_cpu(path, threads, profile_prefix=str(Path(tmp) / "profile")) as backend:
+        assert isinstance(backend, OnnxRuntimeBackend)
         for _ in range(runs + 1):
-            session.run(None, feed)
-        events = json.loads(Path(session.end_profiling()).read_text())
+            backend.infer(x)
+        events = json.loads(backend.end_profiling().read_text())
     starts = sorted(e["ts"] for e in events if e.get("name") == "model_run")
     warm = starts[1] if len(starts) > 1 else 0  # the first run (warm-up) is left out
     totals: dict[str, float] = defaultdict(float)

@@ -18,14 +18,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError
-from .evaluate import compare_latency, default_eval_set
-from .quantize import DEFAULT_OP_TYPES, METHODS, SETTINGS_REASON, Quantizer, QuantSettings
-from .reader import CalibrationSet
-from .recipe import CalibrationRecipe
-from .sensitivity import SensitivityRunner, worst
-
-DEFAULT_BUDGET_DB = 0.3
+from ndr_edge.calibration.evaluate import compare_latency, default_eval_set
+from ndr_edge.calibration.quantize import DEFAULT_OP_TYPES, METHODS, SETTINGS_REASON, Quantizer, QuantSettings
+from ndr_edge.calibration.reader import CalibrationSet
+from ndr_edge.calibration.recipe import CalibrationRecipe
+from ndr_edge.calibration.sensitivity import SensitivityRunner, worst
+from ndr_edge.errors import InputError
+from ndr_edge.export.variants import DEFAULT_BUDGET_DB, DEFAULT_INT8_METHOD
 
 
 @dataclass
@@ -67,7 +66,7 @@ class Int8Result:
         }
 
     def kept_by_settings(self) -> list[dict[str, str]]:
-        """The excluded nodes the settings kept in float (``float_depthwise``), not the search."""
+        """The excluded nodes the settings kept in float (``float_depthwise``, ``float_act_matmul``), not the search."""
         return [e for e in self.excluded if e["reason"].startswith(SETTINGS_REASON)]
 
     def table(self) -> str:
@@ -89,7 +88,7 @@ def open_or_build_set(
         return calibration
     if calibration is not None:
         return CalibrationSet.open(calibration)
-    from .build import build_set
+    from ndr_edge.calibration.build import build_set
 
     return build_set(None, CalibrationRecipe(), workdir / "calibration-set", progress=progress)
 
@@ -99,7 +98,7 @@ def quantize_int8(
     out_path: str | os.PathLike[str],
     *,
     calibration: str | os.PathLike[str] | CalibrationSet | None = None,
-    method: str = "entropy",
+    method: str = DEFAULT_INT8_METHOD,
     budget_db: float | None = DEFAULT_BUDGET_DB,
     eval_set: Sequence[Any] | None = None,
     progress: bool = True,
@@ -107,6 +106,7 @@ def quantize_int8(
     per_channel: bool = True,
     op_types: Sequence[str] | None = DEFAULT_OP_TYPES,
     float_depthwise: bool = True,
+    float_act_matmul: bool = True,
     max_samples: int | None = None,
     max_groups: int = 32,
     min_gain_db: float = 0.005,
@@ -125,7 +125,7 @@ def quantize_int8(
     degradation); layers are kept in float until it holds; None quantises everything.
     ``latency_shape`` None skips the latency measurement. ``cache_dir`` keeps calibration ranges
     between runs (keyed by model, set and settings). ``op_types`` None gives every op type
-    ONNX Runtime can quantise Q/DQ; ``float_depthwise`` (see :class:`QuantSettings`).
+    ONNX Runtime can quantise Q/DQ; ``float_depthwise``, ``float_act_matmul`` (see :class:`QuantSettings`).
     """
     if method not in METHODS:
         raise InputError(f"calibration method {method!r} is unknown; choose one of {', '.join(METHODS)}")
@@ -134,7 +134,8 @@ def quantize_int8(
     out = Path(out_path)
     settings = QuantSettings(
         method=method, activations=activations, per_channel=per_channel,
-        op_types=tuple(op_types) if op_types else None, float_depthwise=float_depthwise, max_samples=max_samples,
+        op_types=tuple(op_types) if op_types else None, float_depthwise=float_depthwise,
+        float_act_matmul=float_act_matmul, max_samples=max_samples,
     )
     log = (lambda msg: print(f"ndr-calib: {msg}", file=sys.stderr)) if progress else (lambda msg: None)
     with tempfile.TemporaryDirectory(prefix="ndr-int8-", dir=workdir) as tmp:
@@ -206,9 +207,10 @@ def _describe_samples(samples: Sequence[Any]) -> dict[str, Any]:
 
 def check_calibration_for(calibration: str | os.PathLike[str], fp32_onnx: str | os.PathLike[str]) -> CalibrationSet:
     """Open a set and check it fits the model (size multiple, fixed input size); used by ``ndr-export``."""
-    from .evaluate import input_shape, model_meta
+    from ndr_edge.calibration.evaluate import input_shape
+    from ndr_edge.export.onnx_export import read_meta
 
     calib = CalibrationSet.open(calibration)
-    meta = model_meta(fp32_onnx)
+    meta = read_meta(fp32_onnx)
     calib.check_input_size(input_shape(fp32_onnx), multiple=meta.size_multiple, what=Path(fp32_onnx).name)
     return calib

@@ -20,11 +20,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ..artifact import atomic_output
-from ..errors import ArtifactError, BackendUnavailableError
-from .reader import CalibrationSet
+from ndr_edge.artifact import atomic_output
+from ndr_edge.calibration.reader import CalibrationSet
+from ndr_edge.errors import ArtifactError, BackendUnavailableError
 
-METHODS = {"entropy": "entropy", "minmax": "max"}
+MODELOPT_METHODS = {"entropy": "entropy", "minmax": "max"}  # our method name -> ModelOpt's
 
 
 def modelopt_status() -> tuple[bool, str]:
@@ -49,18 +49,18 @@ def quantize_modelopt(
     """Quantise with ModelOpt (child process); write ``out_path`` with int8 metadata; return seconds taken."""
     import onnx
 
-    from .quantize import stamp_int8
+    from ndr_edge.calibration.quantize import stamp_int8
 
     ok, why = modelopt_status()
     if not ok:
         raise BackendUnavailableError(f"ModelOpt: {why}")
-    if method not in METHODS:
-        raise ArtifactError(f"ModelOpt: method {method!r} is not one of {', '.join(METHODS)}")
+    if method not in MODELOPT_METHODS:
+        raise ArtifactError(f"ModelOpt: method {method!r} is not one of {', '.join(MODELOPT_METHODS)}")
     Path(out_path).parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     with atomic_output(out_path, suffix=".onnx") as tmp:
         command = [sys.executable, "-m", __name__, "--model", str(fp32_onnx), "--set", str(calib.path),
-                   "--out", str(tmp), "--method", METHODS[method], "--channel-order", channel_order]
+                   "--out", str(tmp), "--method", MODELOPT_METHODS[method], "--channel-order", channel_order]
         if max_samples:
             command += ["--samples", str(max_samples)]
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, check=False)
@@ -113,7 +113,7 @@ def _child(argv: list[str] | None = None) -> int:
     import modelopt.onnx.quantization as moq
     from modelopt.onnx import trt_utils
 
-    from .datareader import SetDataReader
+    from ndr_edge.calibration.datareader import SetDataReader
 
     try:  # type stubs for TensorRT make `import tensorrt` succeed without the library
         import tensorrt

@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from ..artifact import sha256_file
-from ..errors import InputError
-from ..frames import CHANNEL_ORDERS
-from .recipe import CalibrationRecipe
+from ndr_edge.artifact import sha256_file
+from ndr_edge.calibration.recipe import CalibrationRecipe
+from ndr_edge.errors import InputError
+from ndr_edge.frames import CHANNEL_ORDERS, check_channel_order
 
 MANIFEST_NAME = "manifest.json"
 SET_FORMAT = "ndr-edge-calibration-set"
@@ -179,8 +179,7 @@ class CalibrationSet:
         stop: int | None = None,
     ) -> Iterator[np.ndarray]:
         """Yield float32 NCHW batches on [0, 1] in ``channel_order`` (the model's), streaming."""
-        if channel_order not in CHANNEL_ORDERS:
-            raise InputError(f"channel order must be one of {CHANNEL_ORDERS}, got {channel_order!r}")
+        check_channel_order(channel_order)
         if batch_size < 1:
             raise InputError(f"batch size must be >= 1, got {batch_size}")
         batch: list[np.ndarray] = []

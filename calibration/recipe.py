@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import InputError
+from ndr_edge.errors import InputError
 
 CLEAN = "clean"  # an undegraded crop (the network must not clip those either)
 REAL = "real"  # a crop of a real degraded frame, used as it is
@@ -29,7 +29,7 @@ DEFAULT_RATIOS: dict[str, float] = {
 def known_degradations() -> tuple[str, ...]:
     """Names a recipe may use: ``clean``, ``real`` and the synthetic degradations of
     ``ndr_edge.degradations`` (a family name such as ``noise`` draws one of its members)."""
-    from ..degradations import NAMES
+    from ndr_edge.degradations import NAMES
 
     return (CLEAN, REAL, *NAMES)
 

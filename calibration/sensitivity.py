@@ -19,8 +19,8 @@ from typing import Any
 
 from tqdm import tqdm
 
-from .evaluate import QualityResult, evaluate_onnx
-from .quantize import WEIGHTED_OPS, Quantizer
+from ndr_edge.calibration.evaluate import PSNRByDegradation, evaluate_onnx
+from ndr_edge.calibration.quantize import WEIGHTED_OPS, Quantizer
 
 
 @dataclass(frozen=True)
@@ -129,7 +129,7 @@ class SensitivityRunner:
         quantizer: Quantizer,
         eval_set: Sequence[Any],
         *,
-        reference: QualityResult | None = None,
+        reference: PSNRByDegradation | None = None,
         max_groups: int = 32,
         threads: int | None = None,
         progress: bool = True,

@@ -7,8 +7,9 @@ from typing import Any
 
 import click
 
-from ..cli.common import bundled_checkpoint, one_line_errors
-from ..errors import InputError
+from ndr_edge.cli.common import bundled_checkpoint, one_line_errors
+from ndr_edge.errors import InputError
+from ndr_edge.export import variants as table
 
 EXAMPLES = """
 \b
@@ -40,56 +41,49 @@ def _sizes(text: str) -> tuple[tuple[int, int], ...]:
     return tuple(sizes)
 
 
-def _budget(text: str) -> float | None:
-    if text.strip().lower() in ("none", "off"):
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        raise InputError(f"--int8-budget-db {text!r}: give a number of dB (e.g. 0.3) or 'none'") from None
-
-
 @click.command(epilog=EXAMPLES, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.argument("checkpoint", type=click.Path(dir_okay=False), required=False)
 @click.option("-o", "--output", "outdir", default="out/export", show_default=True, type=click.Path(),
               help="Export folder (created; files replaced).")
-@click.option("--precision", default="fp32,fp16,int8", show_default=True,
+@click.option("--precision", default=",".join(table.PRECISIONS), show_default=True,
               help="Variants to make (FP32 is always made: the others derive from it).")
 @click.option("--engine/--no-engine", "engine", default=None,
               help="Build TensorRT engines (fail if TensorRT/GPU are absent) / never. Default: where possible.")
 @click.option("--min", "min_shape", default="1x3x64x64", show_default=True, help="Engine profile: smallest NxCxHxW.")
 @click.option("--opt", "opt_shape", default=None, help="Engine profile: the shape tuned for. [default: 1x3x256x256]")
 @click.option("--max", "max_shape", default="4x3x1024x1024", show_default=True, help="Engine profile: largest NxCxHxW.")
-@click.option("--workspace-mb", default=2048, show_default=True, type=int, help="TensorRT builder workspace limit.")
+@click.option("--workspace-mb", default=table.DEFAULT_WORKSPACE_MB, show_default=True, type=int, help="TensorRT builder workspace limit.")
 @click.option("--timing-cache", type=click.Path(dir_okay=False), help="TensorRT timing cache to reuse. [default: OUTDIR/timing.cache]")
 @click.option("--calibration", type=click.Path(), help="INT8 calibration set (ndr-calib build). Default: demo recipe.")
-@click.option("--int8-method", type=click.Choice(["entropy", "minmax", "percentile"]), default="entropy", show_default=True)
-@click.option("--int8-budget-db", default="0.3", show_default=True,
+@click.option("--int8-method", type=click.Choice(table.INT8_METHODS), default=table.DEFAULT_INT8_METHOD, show_default=True)
+@click.option("--int8-budget-db", default=str(table.DEFAULT_BUDGET_DB), show_default=True,
               help="Largest PSNR loss vs FP32 on any degradation; worse layers stay in float ('none': quantise all).")
 @click.option("--int8-quantize-depthwise", is_flag=True,
               help="Give depthwise convolutions Q/DQ too (TensorRT has INT8 depthwise kernels). Default: they "
                    "stay in float, since ONNX Runtime's x86 kernels have none and they cost PSNR.")
-@click.option("--fp16-converter", default="modelopt,onnxconverter", show_default=True,
+@click.option("--fp16-converter", default=",".join(table.FP16_CONVERTERS), show_default=True,
               help="FP16 converters to try; the best PSNR against FP32 is kept.")
 @click.option("--verify-sizes", default=None,
               help="Verification crop sizes, HxW,HxW (two or more). [default: 64x96,128x128, or fitted to the profile]")
-@click.option("--exporter", type=click.Choice(["auto", "torchscript", "dynamo"]), default="auto", show_default=True)
-@click.option("--opset", default=17, show_default=True, type=int)
+@click.option("--exporter", type=click.Choice(table.ONNX_EXPORTERS), default="auto", show_default=True)
+@click.option("--opset", default=table.DEFAULT_OPSET, show_default=True, type=int)
+@click.option("--triton", is_flag=True,
+              help="Also write OUTDIR/triton: a Triton model repository of the artifacts (as ndr-triton-repo).")
 @click.option("--report", is_flag=True, help="Also write the deployment report (ndr_edge.report) into OUTDIR.")
 @click.option("--quiet", is_flag=True, help="No progress display.")
 @one_line_errors("ndr-export")
 def main(checkpoint: str | None, outdir: str, precision: str, engine: bool | None, min_shape: str, opt_shape: str | None,
          max_shape: str, workspace_mb: int, timing_cache: str | None, calibration: str | None, int8_method: str,
          int8_budget_db: str, int8_quantize_depthwise: bool, fp16_converter: str, verify_sizes: str | None,
-         exporter: str, opset: int, report: bool, quiet: bool) -> None:
+         exporter: str, opset: int, triton: bool, report: bool, quiet: bool) -> None:
     """Export CHECKPOINT (this project's .safetensors or the authors' .pth; default: the
     bundled ndr-edge-xs demo model) to OUTDIR: the
     restoration network as ONNX (FP32, verified against PyTorch; FP16; INT8) and TensorRT
     engines, each verified on degraded real images, listed in OUTDIR/manifest.json."""
-    from .onnx_export import OnnxExportOptions
-    from .pipeline import ExportConfig, Exporter, preflight
-    from .profiles import Profile
-    from .variants import parse_precisions
+    from ndr_edge.export.onnx_export import OnnxExportOptions
+    from ndr_edge.export.pipeline import ExportConfig, Exporter, preflight
+    from ndr_edge.export.profiles import Profile
+    from ndr_edge.export.variants import parse_precisions
 
     converters = tuple(c.strip() for c in fp16_converter.split(",") if c.strip())
     config = ExportConfig(
@@ -100,7 +94,7 @@ def main(checkpoint: str | None, outdir: str, precision: str, engine: bool | Non
         timing_cache=Path(timing_cache).expanduser() if timing_cache else None,
         calibration=Path(calibration) if calibration else None,
         int8_method=int8_method,
-        int8_budget_db=_budget(int8_budget_db),
+        int8_budget_db=table.parse_budget(int8_budget_db, "--int8-budget-db"),
         int8_options={"float_depthwise": False} if int8_quantize_depthwise else {},
         fp16_converters=converters,
         verify_sizes=_sizes(verify_sizes) if verify_sizes else None,
@@ -108,8 +102,12 @@ def main(checkpoint: str | None, outdir: str, precision: str, engine: bool | Non
         progress=not quiet,
     ).check()
     preflight(outdir, config)  # bad OUTDIR / missing TensorRT fail before the checkpoint is read
+    if triton:  # the configs are validated with tritonclient: say it is missing before the export runs
+        from ndr_edge.runtime.triton_repo import require_model_config
 
-    from ..checkpoint import load_checkpoint
+        require_model_config()
+
+    from ndr_edge.checkpoint import load_checkpoint
 
     loaded = load_checkpoint(checkpoint or bundled_checkpoint())
     manifest = Exporter(loaded, outdir, config).run()
@@ -118,12 +116,20 @@ def main(checkpoint: str | None, outdir: str, precision: str, engine: bool | Non
     if "engines" in skipped and engine is None and quiet:  # with progress, the stage line already said it
         click.echo(f"engines skipped: {skipped['engines']}")
     click.echo(f"manifest: {Path(outdir) / 'manifest.json'}")
+    if triton:
+        from ndr_edge.runtime.triton_repo import docker_command, write_repository
+
+        repo = write_repository(outdir)
+        click.echo(f"triton: {repo.summary()}")
+        click.echo(f"triton: serve it with: {docker_command(repo.path)}")
     if report:
         _write_report(Path(outdir), progress=not quiet)
 
 
 def summary_table(manifest: dict[str, Any]) -> str:
     """One line per artifact: what it is and how it was verified."""
+    from ndr_edge.export.compare import format_db as _db
+
     lines = [f"{'artifact':<12} {'precision':<9} {'file':<20} {'verification'}"]
     for entry in manifest["artifacts"]:
         v = entry["verification"]
@@ -137,15 +143,9 @@ def summary_table(manifest: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _db(value: Any) -> str:
-    if value is None:
-        return "n/a"
-    return "identical" if value == "inf" else f"{float(value):.2f} dB"
-
-
 def _write_report(outdir: Path, progress: bool) -> None:
     try:
-        from .. import report as report_module
+        from ndr_edge import report as report_module
     except ImportError:
         click.echo("ndr-export: --report: ndr_edge.report is not available in this install; run ndr-report later",
                    err=True)

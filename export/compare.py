@@ -1,5 +1,6 @@
-"""Verification data and output comparison, shared by every export stage, the GPU smoke
-script and the report. Torch-free.
+"""Verification data and output comparison, shared by every export stage and the GPU smoke
+script. Torch-free. Models run through the runtime's backends
+(:func:`ndr_edge.runtime.backends.open_backend`); this module only feeds and compares them.
 
 A :class:`VerificationSet` holds real photos (the scikit-image demo set), centre-cropped to
 two or more sizes and degraded with the standard degradations, already laid out as the
@@ -13,11 +14,14 @@ import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..errors import InputError
+from ndr_edge.errors import InputError
+from ndr_edge.metrics import json_float, psnr_from_mse
+from ndr_edge.runtime.backends import OnnxRuntimeSettings, open_backend
 
 BatchFn = Callable[[np.ndarray], np.ndarray]
 
@@ -71,9 +75,9 @@ def build_verification_set(
 ) -> VerificationSet:
     """Crop ``per_size`` demo photos to each size and degrade each with the next standard
     degradation (noise, rain, haze, low resolution, mixtures), deterministically from ``seed``."""
-    from ..degradations import EVAL_NAMES, degrade
-    from ..frames import reorder, to_float
-    from ..imageio import demo_images
+    from ndr_edge.degradations import EVAL_NAMES, degrade
+    from ndr_edge.frames import reorder, to_float
+    from ndr_edge.imageio import demo_images
 
     if len(sizes) < 1 or per_size < 1:
         raise InputError("verification: need at least one size and one image per size")
@@ -104,7 +108,7 @@ def build_verification_set(
 
 
 @dataclass
-class Comparison:
+class OutputComparison:
     """How far a candidate's outputs are from a reference's, overall and per size."""
 
     max_abs: float
@@ -114,21 +118,19 @@ class Comparison:
     def to_dict(self, prefix: str = "") -> dict[str, Any]:
         return {
             f"{prefix}max_abs": self.max_abs,
-            f"{prefix}psnr_db": _json_float(self.psnr_db),
-            f"{prefix}per_size": {k: {n: _json_float(v) for n, v in d.items()} for k, d in self.per_size.items()},
+            f"{prefix}psnr_db": json_float(self.psnr_db),
+            f"{prefix}per_size": {k: {n: json_float(v) for n, v in d.items()} for k, d in self.per_size.items()},
         }
 
 
-def _json_float(value: float) -> float | str:
-    # JSON has no infinity: identical outputs say so in words
-    return ("inf" if value > 0 else "-inf") if math.isinf(value) else float(value)
+def format_db(value: Any) -> str:
+    """A PSNR for people: ``identical`` for infinity (``"inf"`` in JSON), ``n/a`` for None."""
+    if value is None:
+        return "n/a"
+    return "identical" if value == "inf" or value == math.inf else f"{float(value):.2f} dB"
 
 
-def _psnr(mse: float, peak: float = 1.0) -> float:
-    return math.inf if mse == 0.0 else 10.0 * math.log10(peak * peak / mse)
-
-
-def compare_outputs(reference: Sequence[np.ndarray], candidate: Sequence[np.ndarray]) -> Comparison:
+def compare_outputs(reference: Sequence[np.ndarray], candidate: Sequence[np.ndarray]) -> OutputComparison:
     """Max abs error and PSNR (peak 1, no clipping) of ``candidate`` against ``reference``."""
     if len(reference) != len(candidate):
         raise InputError(f"compare: {len(reference)} reference batches but {len(candidate)} candidate batches")
@@ -144,44 +146,22 @@ def compare_outputs(reference: Sequence[np.ndarray], candidate: Sequence[np.ndar
             continue
         size_max = float(np.abs(diff).max())
         size_mse = float(np.mean(diff * diff))
-        per_size[f"{ref.shape[2]}x{ref.shape[3]}"] = {"max_abs": size_max, "psnr_db": _psnr(size_mse)}
+        per_size[f"{ref.shape[2]}x{ref.shape[3]}"] = {"max_abs": size_max, "psnr_db": psnr_from_mse(size_mse)}
         worst = max(worst, size_max)
         squared += size_mse * diff.size
         count += diff.size
     mse = squared / max(count, 1) if math.isfinite(squared) else math.inf
-    return Comparison(max_abs=worst, psnr_db=-math.inf if math.isinf(mse) else _psnr(mse), per_size=per_size)
+    return OutputComparison(max_abs=worst, psnr_db=-math.inf if math.isinf(mse) else psnr_from_mse(mse), per_size=per_size)
 
 
 def run_batches(run: BatchFn, data: VerificationSet) -> list[np.ndarray]:
-    """Outputs of ``run`` for every batch of ``data``, as float32."""
+    """Outputs of ``run`` (a backend's ``infer``) for every batch of ``data``, as float32."""
     return [np.asarray(run(batch), dtype=np.float32) for batch in data.batches]
 
 
-def torch_runner(module: Any) -> BatchFn:
-    """A float32 NCHW batch function for an ``nn.Module`` (on the CPU, no gradients)."""
-    import torch
-
-    def run(batch: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            out = module(torch.from_numpy(np.ascontiguousarray(batch)))
-        return out.numpy() if not isinstance(out, (tuple, list)) else out[0].numpy()
-
-    return run
-
-
-def ort_runner(model: str | os.PathLike[str] | bytes, threads: int = 0) -> BatchFn:
-    """A batch function for an ONNX file (or serialized model) on ONNX Runtime's CPU provider."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    if threads:
-        options.intra_op_num_threads = threads
-    source = model if isinstance(model, bytes) else str(model)
-    session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
-    input_name = session.get_inputs()[0].name
-
-    def run(batch: np.ndarray) -> np.ndarray:
-        return np.asarray(session.run(None, {input_name: np.ascontiguousarray(batch, dtype=np.float32)})[0])
-
-    return run
+def onnx_outputs(model: str | os.PathLike[str] | bytes, data: VerificationSet) -> list[np.ndarray]:
+    """Outputs of an ONNX file (or serialized model) on ONNX Runtime's CPU provider, opened
+    through the runtime's one backend layer."""
+    source = model if isinstance(model, bytes) else Path(model)
+    with open_backend(source, "onnxruntime", OnnxRuntimeSettings(providers=("cpu",))) as backend:
+        return run_batches(backend.infer, data)

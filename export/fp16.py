@@ -32,11 +32,11 @@ from typing import Any
 import numpy as np
 import onnx
 
-from ..artifact import INPUT_NAME
-from ..errors import ArtifactError
-from .compare import VerificationSet, compare_outputs, ort_runner, run_batches
+from ndr_edge.artifact import INPUT_NAME
+from ndr_edge.errors import ArtifactError
+from ndr_edge.export.compare import VerificationSet, compare_outputs, onnx_outputs
+from ndr_edge.export.variants import FP16_CONVERTERS
 
-BACKENDS = ("modelopt", "onnxconverter")
 GOAL_DB = 50.0
 
 
@@ -233,7 +233,7 @@ def convert_fp16(
     model: onnx.ModelProto,
     data: VerificationSet,
     reference: Sequence[np.ndarray],
-    backends: Sequence[str] = BACKENDS,
+    backends: Sequence[str] = FP16_CONVERTERS,
 ) -> Fp16Result:
     """Convert with every available backend, run each under ONNX Runtime (CPU) on ``data``,
     compare with the FP32 outputs ``reference`` and keep the best. Raises ArtifactError only
@@ -262,7 +262,7 @@ def convert_fp16(
             with tempfile.TemporaryDirectory(prefix="ndr-fp16-") as tmp:
                 path = Path(tmp) / "fp16.onnx"
                 path.write_bytes(converted.SerializeToString())
-                outputs = run_batches(ort_runner(path), data)
+                outputs = onnx_outputs(path, data)
         except Exception as exc:  # noqa: BLE001 - ORT's own error, whatever its type
             candidates[backend] = {"status": "does not run", "reason": f"ONNX Runtime CPU: {str(exc)[:300]}"}
             continue

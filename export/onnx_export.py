@@ -20,32 +20,32 @@ from typing import Any
 
 import onnx
 
-from .. import __version__
-from ..artifact import INPUT_NAME, OUTPUT_NAME, ArtifactMeta, atomic_write_bytes
-from ..errors import ArtifactError, InputError
+from ndr_edge import __version__
+from ndr_edge.artifact import INPUT_NAME, OUTPUT_NAME, ArtifactMeta, atomic_write_bytes
+from ndr_edge.errors import ArtifactError, InputError
+from ndr_edge.export.variants import DEFAULT_OPSET, ONNX_EXPORTERS
 
 PRODUCER = "ndr-edge"
 GRAPH_NAME = "ndr_restore"
 DYNAMIC_AXES = {0: "batch", 2: "height", 3: "width"}
-EXPORTERS = ("auto", "torchscript", "dynamo")
 
 
 @dataclass(frozen=True)
 class OnnxExportOptions:
-    opset: int = 17
+    opset: int = DEFAULT_OPSET
     trace_size: tuple[int, int] = (64, 64)
     exporter: str = "auto"  # auto | torchscript | dynamo
 
     def __post_init__(self) -> None:
         if self.opset < 17:
             raise InputError(f"opset {self.opset}: the export needs opset 17 or newer (LayerNorm-free graph, TensorRT 10)")
-        if self.exporter not in EXPORTERS:
-            raise InputError(f"unknown exporter {self.exporter!r}; choose one of {', '.join(EXPORTERS)}")
+        if self.exporter not in ONNX_EXPORTERS:
+            raise InputError(f"unknown exporter {self.exporter!r}; choose one of {', '.join(ONNX_EXPORTERS)}")
 
 
 def restoration_graph(model: Any) -> Any:
     """The exported module: ``RestorationOnly(model.restoration_net)`` in eval mode."""
-    from ..model import RestorationOnly
+    from ndr_edge.model import RestorationOnly
 
     net = getattr(model, "restoration_net", model)
     return RestorationOnly(net).eval()
@@ -134,7 +134,10 @@ def save_onnx(model: onnx.ModelProto, path: str | Path) -> Path:
 
 def read_meta(path: str | Path) -> ArtifactMeta:
     """The ArtifactMeta stored in an ONNX file (weights are not loaded)."""
-    model = onnx.load(str(path), load_external_data=False)
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # onnx raises DecodeError, OSError, ... for unreadable files
+        raise ArtifactError(f"{path}: not a readable ONNX file ({exc}); re-export the model") from exc
     return ArtifactMeta.from_props({p.key: p.value for p in model.metadata_props}, source=str(path))
 
 

@@ -31,25 +31,32 @@ import numpy as np
 import onnx
 from tqdm import tqdm
 
-from ..artifact import ArtifactEntry, ArtifactMeta, Manifest, publish, sha256_file
-from ..errors import ArtifactError, InputError
-from .compare import (
+from ndr_edge.artifact import ArtifactEntry, ArtifactMeta, Manifest, publish, sha256_file
+from ndr_edge.errors import ArtifactError, BackendUnavailableError, InputError
+from ndr_edge.export import variants as table
+from ndr_edge.export.compare import (
     DEFAULT_PER_SIZE,
     DEFAULT_SIZES,
     VerificationSet,
     build_verification_set,
     compare_outputs,
-    ort_runner,
+    format_db,
+    onnx_outputs,
     run_batches,
-    torch_runner,
 )
-from .fp16 import BACKENDS as FP16_BACKENDS
-from .onnx_export import OnnxExportOptions, export_onnx, restoration_graph, save_onnx, serialize, set_metadata
-from .opcheck import check_model
-from .profiles import Profile
-from .qdq_compat import fold_int32_bias_dequantize
-from .simplify import simplify
-from .variants import BY_NAME, PRECISIONS, Variant
+from ndr_edge.export.onnx_export import (
+    OnnxExportOptions,
+    export_onnx,
+    restoration_graph,
+    save_onnx,
+    serialize,
+    set_metadata,
+)
+from ndr_edge.export.opcheck import check_model
+from ndr_edge.export.profiles import Profile
+from ndr_edge.export.qdq_compat import fold_int32_bias_dequantize
+from ndr_edge.export.simplify import simplify
+from ndr_edge.export.variants import BY_NAME, PRECISIONS, Variant
 
 ENGINE_MODES = ("auto", "require", "off")
 TIMING_CACHE_NAME = "timing.cache"
@@ -73,13 +80,13 @@ class ExportConfig:
     precisions: tuple[str, ...] = PRECISIONS
     engines: str = "auto"  # auto: build where TensorRT + GPU exist; require: fail if not; off
     profiles: tuple[Profile, ...] = (Profile(),)
-    workspace_mb: int = 2048
+    workspace_mb: int = table.DEFAULT_WORKSPACE_MB
     timing_cache: Path | None = None  # None: OUTDIR/timing.cache, reused by the next export there
     calibration: Path | None = None  # a calibration set folder; None: the default demo recipe
-    int8_method: str = "entropy"
-    int8_budget_db: float | None = 0.3
+    int8_method: str = table.DEFAULT_INT8_METHOD
+    int8_budget_db: float | None = table.DEFAULT_BUDGET_DB
     int8_options: dict[str, Any] = field(default_factory=dict)  # passed on to quantize_int8
-    fp16_converters: tuple[str, ...] = FP16_BACKENDS
+    fp16_converters: tuple[str, ...] = table.FP16_CONVERTERS
     verify_sizes: tuple[tuple[int, int], ...] | None = None  # None: 64x96 and 128x128, or fitted to the profile
     verify_per_size: int | None = None  # None: 3, or fitted to the profile's batch range
     fp32_tolerance: float = 1e-4
@@ -214,8 +221,11 @@ class Exporter:
                 sizes, per_size, ckpt.channel_order,
                 tuple(ckpt.value_range), self.config.size_multiple, self.config.seed,  # type: ignore[arg-type]
             )
-            self._outputs["torch"] = run_batches(torch_runner(self._graph), self._data)
-            traced = run_batches(ort_runner(serialize(self._models["traced"])), self._data)
+            from ndr_edge.torch_backend import TorchBackend
+
+            with TorchBackend(self._graph, self.meta("fp32")) as reference:
+                self._outputs["torch"] = run_batches(reference.infer, self._data)
+            traced = onnx_outputs(serialize(self._models["traced"]), self._data)
             comparison = compare_outputs(self._outputs["torch"], traced)
             stage.info = {"data": self._data.describe(), **comparison.to_dict("traced_vs_torch_"),
                           "tolerance": self.config.fp32_tolerance,
@@ -235,7 +245,7 @@ class Exporter:
             final = traced
             outputs = None
             if result.simplified:
-                outputs = run_batches(ort_runner(serialize(result.model)), self._data)
+                outputs = onnx_outputs(serialize(result.model), self._data)
                 check = compare_outputs(self._outputs["torch"], outputs)
                 if check.max_abs <= self.config.fp32_tolerance:
                     final = result.model
@@ -245,7 +255,7 @@ class Exporter:
                                      "kept the verified traced graph")
                     outputs = None
             if outputs is None:
-                outputs = run_batches(ort_runner(serialize(final)), self._data)
+                outputs = onnx_outputs(serialize(final), self._data)
             variant = BY_NAME["onnx-fp32"]
             save_onnx(final, self._path(variant))
             self._models["fp32"] = final
@@ -267,7 +277,7 @@ class Exporter:
         with self._stage("fp16") as stage:
             if "fp16" not in self.config.precisions:
                 return self._skip(stage, "not requested (--precision)")
-            from .fp16 import convert_fp16
+            from ndr_edge.export.fp16 import convert_fp16
 
             result = convert_fp16(self._models["fp32"], self._data, self._outputs["fp32"],
                                   self.config.fp16_converters)
@@ -278,11 +288,11 @@ class Exporter:
             self._models["fp16"] = model
             self._entry(variant, result.comparison, result.details())
             psnr = result.comparison["vs_fp32_psnr_db"]
-            others = ", ".join(f"{name} " + (_db(info["psnr_db_vs_fp32"]) if "psnr_db_vs_fp32" in info
+            others = ", ".join(f"{name} " + (format_db(info["psnr_db_vs_fp32"]) if "psnr_db_vs_fp32" in info
                                              else str(info.get("status")))
                                for name, info in result.candidates.items() if name != result.backend)
             stage.info = {"backend": result.backend, "candidates": result.candidates,
-                          "summary": f"{result.backend}: {_db(psnr)} vs FP32"
+                          "summary": f"{result.backend}: {format_db(psnr)} vs FP32"
                                      + (f" (goal {result.comparison['goal_db']:.0f} dB not met)"
                                         if not result.comparison["meets_goal"] else "")
                                      + (f"; also tried {others}" if others else "")}
@@ -293,13 +303,13 @@ class Exporter:
             if "int8" not in self.config.precisions:
                 return self._skip(stage, "not requested (--precision)")
             try:
-                from ..calibration import quantize_int8
+                from ndr_edge.calibration import quantize_int8
             except ImportError as exc:
                 return self._skip(stage, f"calibration unavailable ({exc})")
             variant = BY_NAME["onnx-int8"]
             out = self._path(variant)
             if self.config.calibration is not None:
-                from ..calibration import check_calibration_for
+                from ndr_edge.calibration import check_calibration_for
 
                 check_calibration_for(self.config.calibration, self._path(BY_NAME["onnx-fp32"]))
             result = quantize_int8(
@@ -314,7 +324,7 @@ class Exporter:
             model.producer_version = self._models["fp32"].producer_version
             save_onnx(model, out)
             self._models["int8"] = model
-            outputs = run_batches(ort_runner(out), self._data)
+            outputs = onnx_outputs(out, self._data)
             comparison = compare_outputs(self._outputs["fp32"], outputs)
             entry = result.manifest_entry() if hasattr(result, "manifest_entry") else {
                 "method": result.method, "excluded": result.excluded, "loss_db": result.loss_db}
@@ -323,7 +333,7 @@ class Exporter:
                             1 for n in model.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear"))})
             stage.info = {"method": result.method, "excluded": len(result.excluded),
                           "summary": f"{result.method}, {len(result.excluded)} layer(s) kept in float, "
-                                     f"{_db(comparison.psnr_db)} vs FP32"}
+                                     f"{format_db(comparison.psnr_db)} vs FP32"}
 
     def opcheck(self) -> None:
         with self._stage("opcheck") as stage:
@@ -349,11 +359,11 @@ class Exporter:
             if not wanted:
                 return self._skip(stage, "no FP16 or INT8 graph to build from")
             if not self._engines_wanted:
-                from .tensorrt_build import tensorrt_status
+                from ndr_edge.export.tensorrt_build import tensorrt_status
 
                 return self._skip(stage, tensorrt_status()[1])
-            from .tensorrt_build import EngineBuildOptions, build_engine
-            from .tensorrt_run import engine_runner
+            from ndr_edge.export.tensorrt_build import EngineBuildOptions, build_engine
+            from ndr_edge.runtime.backends import open_backend
 
             cache = self.config.timing_cache
             if cache is None:
@@ -370,16 +380,16 @@ class Exporter:
                                         f"({source.details['tensorrt_opcheck']['errors'][0]}); cannot build {variant.name}")
                 info = build_engine(self.staging / source.path, self._path(variant), variant.precision,
                                     self.meta(variant.precision), options)
-                run = engine_runner(self._path(variant))
-                outputs = run_batches(run, self._data)
+                with open_backend(self._path(variant), "tensorrt") as engine:
+                    outputs = run_batches(engine.infer, self._data)
                 vs_fp32 = compare_outputs(self._outputs["fp32"], outputs)
-                vs_onnx = compare_outputs(run_batches(ort_runner(self.staging / source.path), self._data), outputs)
+                vs_onnx = compare_outputs(onnx_outputs(self.staging / source.path, self._data), outputs)
                 self._entry(variant, {**vs_fp32.to_dict("vs_fp32_onnx_"), **vs_onnx.to_dict("vs_same_onnx_")},
                             {"sidecar": variant.filename + ".json", "tensorrt_version": info.tensorrt_version,
                              "gpu_name": info.gpu_name, "compute_capability": info.compute_capability,
-                             "profiles": info.profiles, "build_seconds": info.build_seconds,
+                             "profiles": info.to_dict()["profiles"], "build_seconds": info.extra["build_seconds"],
                              "onnx_sha256": info.onnx_sha256})
-                built.append(f"{variant.name} {_db(vs_fp32.psnr_db)} vs FP32")
+                built.append(f"{variant.name} {format_db(vs_fp32.psnr_db)} vs FP32")
             stage.info = {"timing_cache": str(cache if self.config.timing_cache else TIMING_CACHE_NAME),
                           "summary": "; ".join(built)}
 
@@ -452,13 +462,11 @@ def preflight(outdir: str | os.PathLike[str], config: ExportConfig) -> bool:
         raise InputError(f"{out}: not writable ({probe} is not a writable folder); choose another -o or fix permissions")
     if config.engines == "off":
         return False
-    from .tensorrt_build import check_sizes_in_profiles, require_tensorrt, tensorrt_status
+    from ndr_edge.export.tensorrt_build import check_sizes_in_profiles, tensorrt_status
 
-    if config.engines == "require":
-        require_tensorrt()
-        wanted = True
-    else:
-        wanted = tensorrt_status()[0]
+    wanted, reason = tensorrt_status()
+    if config.engines == "require" and not wanted:
+        raise BackendUnavailableError(f"engines requested but {reason}")
     if wanted and {"fp16", "int8"} & set(config.precisions):
         sizes, per_size = verification_shapes(config, True)
         shapes = [(per_size, 3, h, w) for h, w in sizes]
@@ -491,10 +499,6 @@ def _config_dict(checkpoint: CheckpointLike) -> dict[str, Any]:
     return dict(to_dict()) if callable(to_dict) else {}
 
 
-def _db(value: Any) -> str:
-    return "identical" if value == "inf" or value == float("inf") else f"{float(value):.2f} dB"
-
-
 def _remove_empty(folders: list[Path]) -> None:
     for folder in folders:  # deepest first
         try:
@@ -507,7 +511,7 @@ def export(checkpoint: str | os.PathLike[str] | CheckpointLike, outdir: str | os
            config: ExportConfig | None = None) -> Manifest:
     """Load ``checkpoint`` (a path: this project's or the authors' layout) and export it."""
     if isinstance(checkpoint, (str, os.PathLike)):
-        from ..checkpoint import load_checkpoint
+        from ndr_edge.checkpoint import load_checkpoint
 
         checkpoint = load_checkpoint(Path(checkpoint))
     return Exporter(checkpoint, outdir, config).run()

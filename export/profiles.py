@@ -9,7 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import InputError
+from ndr_edge.errors import InputError
+from ndr_edge.runtime.backend import InputLimits
 
 Shape = tuple[int, int, int, int]
 
@@ -35,8 +36,9 @@ def format_shape(shape: Sequence[int]) -> str:
 
 
 @dataclass(frozen=True)
-class Profile:
-    """One optimisation profile of the engine's single input."""
+class Profile(InputLimits):
+    """One optimisation profile of the engine's single input, as given on the command line
+    (the runtime's :class:`~ndr_edge.runtime.backend.InputLimits` with defaults and checks)."""
 
     min: Shape = DEFAULT_MIN
     opt: Shape = DEFAULT_OPT
@@ -73,9 +75,6 @@ class Profile:
                 f"{what} {format_shape(shape)} is outside the engine profile "
                 f"{format_shape(self.min)} .. {format_shape(self.max)}; widen --min/--max or use other sizes"
             )
-
-    def to_dict(self) -> dict[str, list[int]]:
-        return {"min": list(self.min), "opt": list(self.opt), "max": list(self.max)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Profile:

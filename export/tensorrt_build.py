@@ -10,41 +10,39 @@ Written against the TensorRT Python API shared by 10.x and 11.x:
 - one optimisation profile per ``Profile`` (``--min/--opt/--max``), a workspace limit
   (``MemoryPoolType.WORKSPACE``), a timing cache loaded before and saved after each build
   (so the second engine and every later export reuse the measured tactics);
-- the serialized engine plus a JSON sidecar ``<engine>.json``: TensorRT version, GPU name
-  and compute capability, precision, profiles, I/O tensors, the ONNX's SHA-256 and the
-  artifact metadata the runtime needs.
+- the serialized engine plus its sidecar ``<engine>.json``
+  (:class:`ndr_edge.runtime.engine_sidecar.EngineSidecar`, the schema the runtime reads):
+  TensorRT version, GPU name and compute capability, precision, profiles, I/O tensors, the
+  ONNX's SHA-256 and the artifact metadata the runtime needs.
 
 ``import tensorrt`` happens only inside these functions; :func:`tensorrt_status` says, in
-one line, why engines cannot be built here.
+one line, why engines cannot be built here (the runtime's one TensorRT check,
+:func:`ndr_edge.runtime.tensorrt_env.require_tensorrt`).
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import json
-import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..artifact import INPUT_NAME, ArtifactMeta, atomic_write_bytes, atomic_write_json, sha256_file
-from ..errors import ArtifactError, BackendUnavailableError
-from .profiles import Profile
+from ndr_edge.artifact import INPUT_NAME, ArtifactMeta, atomic_write_bytes, sha256_file
+from ndr_edge.errors import ArtifactError, BackendUnavailableError
+from ndr_edge.export.profiles import Profile
+from ndr_edge.export.variants import DEFAULT_WORKSPACE_MB
+from ndr_edge.runtime.engine_sidecar import EngineSidecar, sidecar_path
+from ndr_edge.runtime.tensorrt_backend import dims_tuple
+from ndr_edge.runtime.tensorrt_env import gpu_info, require_tensorrt, tensorrt_unavailable_reason
 
 if TYPE_CHECKING:
     import tensorrt as trt
 
-DEFAULT_WORKSPACE_MB = 2048
-SIDECAR_SUFFIX = ".json"
 
 # numpy names of TensorRT's DataType members (the sidecar is read without TensorRT)
 _DTYPE_NAMES = {"FLOAT": "float32", "HALF": "float16", "BF16": "bfloat16", "INT8": "int8", "INT32": "int32",
                 "INT64": "int64", "BOOL": "bool", "UINT8": "uint8"}
-# CUdevice_attribute values of the CUDA driver API (cuda.h)
-_CC_MAJOR, _CC_MINOR = 75, 76
 
 
 @dataclass(frozen=True)
@@ -55,118 +53,19 @@ class EngineBuildOptions:
     optimization_level: int | None = None  # builder_optimization_level; None: TensorRT's default (3)
 
 
-@dataclass
-class EngineInfo:
-    """What the sidecar holds (keys read by ``ndr_edge.runtime``)."""
-
-    meta: dict[str, Any]
-    tensorrt_version: str
-    gpu_name: str
-    compute_capability: str
-    precision: str
-    profiles: list[dict[str, list[int]]]
-    io: list[dict[str, Any]]
-    onnx_sha256: str
-    strongly_typed: bool = True
-    workspace_mb: int = DEFAULT_WORKSPACE_MB
-    timing_cache: str | None = None
-    build_seconds: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def sidecar_path(engine_path: str | Path) -> Path:
-    engine_path = Path(engine_path)
-    return engine_path.with_name(engine_path.name + SIDECAR_SUFFIX)
-
-
-def read_sidecar(engine_path: str | Path) -> dict[str, Any]:
-    path = sidecar_path(engine_path)
-    if not path.is_file():
-        raise ArtifactError(f"{path}: engine sidecar missing; rebuild the engine with ndr-export")
-    try:
-        data: dict[str, Any] = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ArtifactError(f"{path}: unreadable engine sidecar ({exc})") from exc
-    return data
-
-
 # -- what is here ---------------------------------------------------------------------
-def _load_libcuda() -> Any:
-    names = ["nvcuda.dll"] if sys.platform == "win32" else ["libcuda.so.1", "libcuda.so"]
-    found = ctypes.util.find_library("cuda")
-    for name in [*names, *([found] if found else [])]:
-        try:
-            return ctypes.CDLL(name)
-        except OSError:
-            continue
-    return None
-
-
-def gpu_info(device: int = 0) -> dict[str, str] | None:
-    """Name and compute capability of a CUDA GPU through the driver API (no CUDA toolkit,
-    no pycuda); None where there is no driver or no GPU."""
-    lib = _load_libcuda()
-    if lib is None or lib.cuInit(0) != 0:
-        return None
-    count = ctypes.c_int(0)
-    if lib.cuDeviceGetCount(ctypes.byref(count)) != 0 or count.value <= device:
-        return None
-    handle = ctypes.c_int(0)
-    if lib.cuDeviceGet(ctypes.byref(handle), device) != 0:
-        return None
-    name = ctypes.create_string_buffer(256)
-    major, minor = ctypes.c_int(0), ctypes.c_int(0)
-    lib.cuDeviceGetName(name, 256, handle)
-    lib.cuDeviceGetAttribute(ctypes.byref(major), _CC_MAJOR, handle)
-    lib.cuDeviceGetAttribute(ctypes.byref(minor), _CC_MINOR, handle)
-    return {"gpu_name": name.value.decode(errors="replace"), "compute_capability": f"{major.value}.{minor.value}"}
-
-
-def import_tensorrt() -> Any:
-    """The ``tensorrt`` module, or BackendUnavailableError saying why not."""
-    try:
-        import tensorrt
-    except ImportError as exc:
-        raise BackendUnavailableError(
-            f"TensorRT is not installed ({exc.name}); on a GPU machine: pip install tensorrt "
-            "(or use JetPack's), or run ndr-export with --no-engine"
-        ) from None
-    if not hasattr(tensorrt, "Builder"):  # type stubs alone make an empty namespace package
-        raise BackendUnavailableError(
-            "the 'tensorrt' module here has no builder (only type stubs are installed); "
-            "install TensorRT on a GPU machine, or run ndr-export with --no-engine"
-        )
-    return tensorrt
-
-
-def tensorrt_status() -> tuple[bool, str]:
+def tensorrt_status(device: int = 0) -> tuple[bool, str]:
     """(True, "TensorRT x on GPU (cc)") or (False, the one-line reason engines are skipped)."""
-    try:
-        trt_module = import_tensorrt()
-    except BackendUnavailableError as exc:
-        return False, str(exc)
-    gpu = gpu_info()
-    if gpu is None:
-        return False, (f"TensorRT {getattr(trt_module, '__version__', '?')} is installed but no CUDA GPU/driver "
-                       "is visible; build engines on the target GPU (scripts/gpu_smoke.py)")
-    return True, f"TensorRT {getattr(trt_module, '__version__', '?')} on {gpu['gpu_name']} (sm {gpu['compute_capability']})"
+    reason = tensorrt_unavailable_reason(device, build=True)
+    gpu = gpu_info(device)
+    if reason is not None or gpu is None:
+        return False, reason or "no CUDA GPU/driver is visible; build engines on the target GPU (scripts/gpu_smoke.py)"
+    import tensorrt as trt
 
-
-def require_tensorrt() -> None:
-    available, reason = tensorrt_status()
-    if not available:
-        raise BackendUnavailableError(f"engines requested but {reason}")
+    return True, f"TensorRT {getattr(trt, '__version__', '?')} on {gpu['gpu_name']} (sm {gpu['compute_capability']})"
 
 
 # -- building -------------------------------------------------------------------------
-def dims_list(dims: trt.Dims) -> list[int]:
-    """A TensorRT Dims as a list of ints (-1 for a dynamic axis)."""
-    return [int(dims[i]) for i in range(len(dims))]
-
-
 def _network_flags() -> int:
     """Creation flags of a strongly typed network: the flag on 10.x; on 11.x, where every
     network is strongly typed, the flag is ignored or gone, and 0 gives the same network."""
@@ -189,7 +88,8 @@ def _parse_onnx(network: trt.INetworkDefinition, logger: trt.ILogger, onnx_path:
 
 def _load_timing_cache(config: trt.IBuilderConfig, path: Path | None) -> trt.ITimingCache:
     data = path.read_bytes() if path is not None and path.is_file() else b""
-    cache = config.create_timing_cache(data)
+    # create_timing_cache returns None for bytes it cannot read (Polygraphy and trtexec check it)
+    cache = config.create_timing_cache(data) or config.create_timing_cache(b"")
     if not config.set_timing_cache(cache, ignore_mismatch=False):
         # a cache from another TensorRT version or GPU: start a fresh one rather than fail
         cache = config.create_timing_cache(b"")
@@ -198,13 +98,23 @@ def _load_timing_cache(config: trt.IBuilderConfig, path: Path | None) -> trt.ITi
 
 
 def _save_timing_cache(config: trt.IBuilderConfig, path: Path | None) -> None:
+    """Merge this build's timings into the cache file (ITimingCache.combine, as trtexec does),
+    under a lock so concurrent builds do not drop each other's entries."""
+    import fcntl
+
     if path is None:
         return
     cache = config.get_timing_cache()
     if cache is None:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, bytes(memoryview(cache.serialize())))
+    with open(path.with_name(path.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if path.is_file():
+            on_disk = config.create_timing_cache(path.read_bytes())
+            if on_disk is not None:
+                cache.combine(on_disk, ignore_mismatch=True)
+        atomic_write_bytes(path, bytes(memoryview(cache.serialize())))
 
 
 def _io_tensors(engine: trt.ICudaEngine) -> list[dict[str, Any]]:
@@ -219,7 +129,7 @@ def _io_tensors(engine: trt.ICudaEngine) -> list[dict[str, Any]]:
             "name": name,
             "mode": "input" if mode == trt.TensorIOMode.INPUT else "output",
             "dtype": _DTYPE_NAMES.get(dtype.name, dtype.name.lower()),
-            "shape": dims_list(engine.get_tensor_shape(name)),
+            "shape": list(dims_tuple(engine.get_tensor_shape(name))),
         })
     return tensors
 
@@ -230,10 +140,10 @@ def build_engine(
     precision: str,
     meta: ArtifactMeta,
     options: EngineBuildOptions = EngineBuildOptions(),
-) -> EngineInfo:
+) -> EngineSidecar:
     """Build a strongly typed engine from ``onnx_path``; write the engine and its sidecar
-    atomically; return the sidecar's content."""
-    trt_module = import_tensorrt()
+    atomically; return the sidecar."""
+    require_tensorrt(build=True)
     import tensorrt as trt
 
     gpu = gpu_info()
@@ -270,24 +180,24 @@ def build_engine(
     engine = runtime.deserialize_cuda_engine(plan)
     if engine is None:
         raise ArtifactError(f"{engine_path.name}: the engine TensorRT just built does not deserialize")
-    info = EngineInfo(
-        meta=asdict(meta),
-        tensorrt_version=str(getattr(trt_module, "__version__", "unknown")),
+    sidecar = EngineSidecar(
+        path=sidecar_path(engine_path),
+        meta=meta,
+        tensorrt_version=str(getattr(trt, "__version__", "unknown")),
         gpu_name=gpu["gpu_name"],
         compute_capability=gpu["compute_capability"],
         precision=precision,
-        profiles=[p.to_dict() for p in options.profiles],
-        io=_io_tensors(engine),
+        profiles=tuple(options.profiles),
+        io=tuple(_io_tensors(engine)),
         onnx_sha256=sha256_file(onnx_path),
-        strongly_typed=True,
-        workspace_mb=options.workspace_mb,
-        timing_cache=str(options.timing_cache) if options.timing_cache else None,
-        build_seconds=round(time.perf_counter() - start, 2),
+        extra={"strongly_typed": True, "workspace_mb": options.workspace_mb,
+               "timing_cache": str(options.timing_cache) if options.timing_cache else None,
+               "build_seconds": round(time.perf_counter() - start, 2)},
     )
     engine_path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(engine_path, plan)
-    atomic_write_json(sidecar_path(engine_path), info.to_dict())
-    return info
+    sidecar.write()
+    return sidecar
 
 
 def check_sizes_in_profiles(profiles: Sequence[Profile], shapes: Sequence[Sequence[int]], what: str) -> None:

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ArtifactError
+from ndr_edge.errors import ArtifactError
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "output"

@@ -8,16 +8,16 @@ Degradations (``NAMES``):
 
 - ``noise15`` / ``noise25`` / ``noise50``: additive white Gaussian noise with sigma 15, 25, 50
   on the 0-255 scale (the CBSD68 protocol); ``noise``: sigma drawn uniformly from
-  ``NoiseParams.sigma_range`` (training).
-- ``rain``: Rain100L-like streaks: sparse drops, thickened, motion-blurred along one random
+  ``NoiseParams.sigma_range`` (1-60, training).
+- ``rain``: streaks from light to heavy: drops, thickened, motion-blurred along one random
   angle and length, scaled to a random brightness and screen-blended onto the image.
 - ``haze``: the atmospheric scattering model ``I = J t + A (1 - t)``, ``t = exp(-beta d)``,
   with a depth proxy ``d`` mixing a tilted top-to-bottom ramp (the sky is far), the blurred
-  luminance (bright regions read as far) and a random smooth field; random airlight ``A`` and
-  ``beta``.
+  luminance (bright regions read as far) and a random smooth field; random ``beta`` (light
+  to dense) and a grey or slightly tinted airlight ``A``.
 - ``lowres2`` / ``lowres4``: bicubic down-sampling by 2 / 4 and bicubic up-sampling back to the
   original size (Pillow's antialiased bicubic, as MATLAB ``imresize``); ``lowres``: x2 or x4.
-- ``mix``: two or three different degradations from noise / rain / haze / lowres, applied in
+- ``mix``: two (``mix_count``) different degradations from noise / rain / haze / lowres, applied in
   the physical order haze -> rain -> lowres -> noise (scene, weather, optics, sensor).
 
 Parameters are frozen dataclasses with the defaults ``degrade`` uses; pass your own
@@ -34,7 +34,7 @@ from PIL import Image
 from scipy.ndimage import gaussian_filter
 from scipy.signal import fftconvolve
 
-from .errors import InputError
+from ndr_edge.errors import InputError
 
 NAMES: tuple[str, ...] = ("noise15", "noise25", "noise50", "noise", "rain", "haze", "lowres2", "lowres4", "lowres", "mix")
 EVAL_NAMES: tuple[str, ...] = ("noise15", "noise25", "noise50", "rain", "haze", "lowres4", "mix")
@@ -50,19 +50,20 @@ Range = tuple[float, float]
 class NoiseParams:
     """Additive white Gaussian noise; sigma on the 0-255 scale, drawn uniformly from the range."""
 
-    sigma_range: Range = (5.0, 55.0)
+    sigma_range: Range = (1.0, 60.0)
 
 
 @dataclass(frozen=True)
 class RainParams:
-    """Rain streaks (Rain100L-like: light, thin, one direction per image). One value of each
-    range is drawn per image; lengths and widths are in pixels, angles in degrees from vertical."""
+    """Rain streaks, one direction per image, from Rain100L-light (sparse, thin, faint) to
+    Rain100H-heavy (dense, long, wide, bright). One value of each range is drawn per image;
+    lengths and widths are in pixels, angles in degrees from vertical."""
 
-    density: Range = (0.001, 0.005)  # fraction of pixels that seed a streak
-    length: Range = (10.0, 30.0)
-    angle: Range = (-20.0, 20.0)
-    width: Range = (0.3, 0.7)  # Gaussian sigma that thickens a drop before the motion blur
-    brightness: Range = (0.3, 0.6)  # peak streak intensity
+    density: Range = (0.001, 0.012)  # fraction of pixels that seed a streak
+    length: Range = (6.0, 40.0)
+    angle: Range = (-30.0, 30.0)
+    width: Range = (0.3, 1.1)  # Gaussian sigma that thickens a drop before the motion blur
+    brightness: Range = (0.25, 0.8)  # peak streak intensity
     blend: str = "screen"  # "screen": 1 - (1 - I)(1 - S); "add": I + S
 
     def __post_init__(self) -> None:
@@ -73,10 +74,13 @@ class RainParams:
 @dataclass(frozen=True)
 class HazeParams:
     """Atmospheric scattering: ``I = J t + A (1 - t)``, ``t = exp(-beta d)``; ``d`` is a
-    depth proxy rescaled to ``depth`` (near, far); airlight ``A`` is grey."""
+    depth proxy rescaled to ``depth`` (near, far). With the defaults the transmission of the
+    farthest pixel runs from about 0.9 (light haze) down to 0.3 (dense). The airlight is grey
+    ``A`` times a per-channel tint drawn from ``1 +- tint`` (bluish or yellowish haze)."""
 
-    beta: Range = (0.3, 1.1)
-    airlight: Range = (0.7, 1.0)
+    beta: Range = (0.1, 1.2)
+    airlight: Range = (0.6, 1.0)
+    tint: float = 0.08
     depth: Range = (0.2, 1.0)
     tilt: float = 20.0  # the ramp's direction varies by up to this many degrees from vertical
     weights: tuple[float, float, float] = (0.55, 0.3, 0.15)  # ramp, blurred luminance, random field
@@ -95,13 +99,14 @@ class LowResParams:
 
 @dataclass(frozen=True)
 class DegradationParams:
-    """All ranges in one place; ``mix_count`` is the (min, max) number of components in ``mix``."""
+    """All ranges in one place; ``mix_count`` is the (min, max) number of components in ``mix``
+    (two by default: three stacked degradations rarely meet in one real frame)."""
 
     noise: NoiseParams = field(default_factory=NoiseParams)
     rain: RainParams = field(default_factory=RainParams)
     haze: HazeParams = field(default_factory=HazeParams)
     lowres: LowResParams = field(default_factory=LowResParams)
-    mix_count: tuple[int, int] = (2, 3)
+    mix_count: tuple[int, int] = (2, 2)
 
 
 DEFAULT_PARAMS = DegradationParams()
@@ -228,11 +233,13 @@ def add_haze(clean: np.ndarray, rng: np.random.Generator, params: HazeParams = H
     """Homogeneous haze with the atmospheric scattering model and a depth proxy."""
     img = _check_image(clean)
     beta = _uniform(rng, params.beta)
-    airlight = _uniform(rng, params.airlight)
+    grey = _uniform(rng, params.airlight)
     near, far = params.depth
     depth = near + (far - near) * depth_proxy(img, rng, params)
     t = np.exp(-beta * depth)[..., None].astype(np.float32)
-    return np.clip(img * t + np.float32(airlight) * (1.0 - t), 0.0, 1.0).astype(np.float32)
+    tint = rng.uniform(-params.tint, params.tint, 3) if params.tint > 0 else np.zeros(3)
+    airlight = np.clip(grey * (1.0 + tint), 0.0, 1.0).astype(np.float32)
+    return np.clip(img * t + airlight * (1.0 - t), 0.0, 1.0).astype(np.float32)
 
 
 def lower_resolution(clean: np.ndarray, rng: np.random.Generator, params: LowResParams = LowResParams()) -> np.ndarray:

@@ -23,6 +23,22 @@ class ArtifactError(NDREdgeError):
     """An exported artifact (ONNX file, engine, manifest) that is missing, corrupt or mismatched."""
 
 
+class ConfigError(InputError, ValueError):
+    """A configuration that cannot describe an NDR-Restore network (or a training run)."""
+
+
+class BackendClosedError(NDREdgeError):
+    """A backend (or a restorer or stream built on it) used after ``close()``."""
+
+
+class StreamClosedError(NDREdgeError):
+    """A stream used after close() (push), or pulled past its last frame after close()."""
+
+
+class LatencyError(NDREdgeError, RuntimeError):
+    """A report worker could not measure a variant; the message is the reason."""
+
+
 class BackendUnavailableError(NDREdgeError):
     """A backend (TensorRT, CUDA, ONNX Runtime) that is not installed or has no device here."""
 

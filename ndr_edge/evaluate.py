@@ -7,6 +7,7 @@ same code measures PyTorch, ONNX Runtime and TensorRT (the report uses it for al
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
@@ -15,9 +16,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .artifact import atomic_write_json
-from .frames import pad_to_multiple, reorder
-from .metrics import psnr, ssim
+from ndr_edge.artifact import atomic_write_json
+from ndr_edge.frames import pad_to_multiple, reorder
+from ndr_edge.metrics import psnr, ssim
 
 BatchFn = Callable[[np.ndarray], np.ndarray]
 
@@ -29,10 +30,15 @@ class DegradationScore:
     psnr_input: float
     ssim_input: float
     images: int
+    seconds: float = 0.0  # restoration time summed over the images (metrics excluded)
 
     @property
     def gain_db(self) -> float:
         return self.psnr - self.psnr_input
+
+    @property
+    def ms_per_image(self) -> float:
+        return 1000.0 * self.seconds / self.images if self.images else 0.0
 
 
 @dataclass
@@ -69,23 +75,36 @@ def evaluate(
     run: BatchFn, samples: Iterable, channel_order: str = "BGR", progress: bool = True, total: int | None = None
 ) -> EvalResult:
     """Score ``run`` on samples with ``degradation``, ``lq``, ``gt`` (float32 RGB HxWx3)."""
-    sums: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0, 0.0, 0])
-    for sample in tqdm(samples, desc="evaluate", unit="img", disable=not progress, total=total, leave=False):
-        out = restore_image(run, sample.lq, channel_order)
+    return evaluate_images(lambda lq: restore_image(run, lq, channel_order), samples, progress, total)
+
+
+def evaluate_images(
+    restore: Callable[[np.ndarray], np.ndarray], samples: Iterable, progress: bool = True, total: int | None = None,
+    desc: str = "evaluate",
+) -> EvalResult:
+    """Score any image-to-image ``restore`` (float32 HxWx3 RGB in and out), timing it per image."""
+    sums: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0, 0.0, 0, 0.0])
+    for sample in tqdm(samples, desc=desc, unit="img", disable=not progress, total=total, leave=False):
+        started = time.perf_counter()
+        out = restore(sample.lq)
+        elapsed = time.perf_counter() - started
         acc = sums[sample.degradation]
         acc[0] += psnr(out, sample.gt)
         acc[1] += ssim(out, sample.gt)
         acc[2] += psnr(sample.lq, sample.gt)
         acc[3] += ssim(sample.lq, sample.gt)
         acc[4] += 1
+        acc[5] += elapsed
     result = EvalResult()
-    for name, (p, s, pi, si, n) in sums.items():
-        result.scores[name] = DegradationScore(psnr=p / n, ssim=s / n, psnr_input=pi / n, ssim_input=si / n, images=int(n))
+    for name, (p, s, pi, si, n, sec) in sums.items():
+        result.scores[name] = DegradationScore(psnr=p / n, ssim=s / n, psnr_input=pi / n, ssim_input=si / n,
+                                               images=int(n), seconds=sec)
     return result
 
 
-def torch_runner(model, threads: int | None = None) -> BatchFn:  # type: ignore[no-untyped-def]
-    """Wrap a restoration network (returns image or (image, Ds)) as a numpy batch function."""
+def torch_runner(model, threads: int | None = None, device=None) -> BatchFn:  # type: ignore[no-untyped-def]
+    """Wrap a restoration network (returns image or (image, Ds)) as a numpy batch function;
+    ``device``: where the model lives (default: the CPU)."""
     import torch
 
     if threads:
@@ -93,8 +112,8 @@ def torch_runner(model, threads: int | None = None) -> BatchFn:  # type: ignore[
 
     def run(batch: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
-            out = model(torch.from_numpy(batch))
+            out = model(torch.from_numpy(batch).to(device or "cpu"))
         out = out[0] if isinstance(out, (tuple, list)) else out
-        return out.float().numpy()
+        return out.float().cpu().numpy()
 
     return run

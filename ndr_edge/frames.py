@@ -11,9 +11,16 @@ from typing import Literal
 
 import numpy as np
 
-from .errors import InputError
+from ndr_edge.errors import InputError
 
 CHANNEL_ORDERS = ("RGB", "BGR")
+
+
+def check_channel_order(channel_order: str, what: str = "channel order") -> str:
+    """Return ``channel_order`` if it is RGB or BGR (said explicitly), else raise InputError."""
+    if channel_order not in CHANNEL_ORDERS:
+        raise InputError(f"{what} must be one of {CHANNEL_ORDERS} (said explicitly), got {channel_order!r}")
+    return channel_order
 
 
 def check_frame(frame: np.ndarray, what: str = "frame") -> np.ndarray:
@@ -27,6 +34,13 @@ def check_frame(frame: np.ndarray, what: str = "frame") -> np.ndarray:
         raise InputError(f"{what}: empty frame of shape {frame.shape}")
     if frame.dtype not in (np.uint8, np.uint16, np.float32, np.float64, np.float16):
         raise InputError(f"{what}: unsupported dtype {frame.dtype}; use uint8, uint16 or float32 on [0, 1]")
+    return frame
+
+
+def check_finite(frame: np.ndarray, what: str = "frame") -> np.ndarray:
+    """Refuse a float frame holding NaN or infinity (InputError); return it unchanged."""
+    if np.issubdtype(frame.dtype, np.floating) and not np.all(np.isfinite(frame)):
+        raise InputError(f"{what}: contains NaN or infinite values; clean the float frame before restoring")
     return frame
 
 
@@ -46,9 +60,8 @@ def to_uint8(frame: np.ndarray) -> np.ndarray:
 
 def reorder(frame: np.ndarray, source: str, target: str) -> np.ndarray:
     """Swap RGB <-> BGR on the last axis (HWC) when the orders differ."""
-    for order in (source, target):
-        if order not in CHANNEL_ORDERS:
-            raise InputError(f"channel order must be one of {CHANNEL_ORDERS}, got {order!r}")
+    check_channel_order(source)
+    check_channel_order(target)
     return frame[..., ::-1] if source != target else frame
 
 

@@ -33,9 +33,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .artifact import atomic_write_bytes
-from .errors import InputError
-from .frames import to_uint8
+from ndr_edge.artifact import atomic_write_bytes
+from ndr_edge.errors import InputError
+from ndr_edge.frames import to_uint8
 
 IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -51,9 +51,18 @@ DEMO_FILES: dict[str, str] = {
     "retina": "retina.jpg",
     "coffee": "coffee.png",
     "rocket": "rocket.jpg",
+    # greyscale photos (replicated to three channels), held out as well
+    "camera": "camera.png",
+    "coins": "coins.png",
+    "moon": "moon.png",
+    "brick": "brick.png",
+    "grass": "grass.png",
+    "gravel": "gravel.png",
 }
 DEMO_TRAIN: tuple[str, ...] = ("astronaut", "chelsea", "hubble_deep_field", "ihc", "motorcycle_left", "retina")
 DEMO_HELDOUT: tuple[str, ...] = ("coffee", "rocket")
+#: Greyscale photos no training run sees: with DEMO_HELDOUT, the evaluation set of ``ndr-eval``.
+DEMO_HELDOUT_GREY: tuple[str, ...] = ("camera", "coins", "moon", "brick", "grass", "gravel")
 
 _SAVE_OPTIONS: dict[str, dict[str, object]] = {
     "JPEG": {"quality": 95, "subsampling": 0},
@@ -220,8 +229,10 @@ def _demo_image(name: str) -> np.ndarray:
 
 
 def demo_images(split: str = "all") -> list[tuple[str, np.ndarray]]:
-    """(name, uint8 RGB) for the scikit-image photos: ``train`` (6), ``heldout`` (2) or ``all``."""
-    splits = {"train": DEMO_TRAIN, "heldout": DEMO_HELDOUT, "all": DEMO_TRAIN + DEMO_HELDOUT}
+    """(name, uint8 RGB) for the scikit-image photos: ``train`` (6 colour), ``heldout`` (2 colour),
+    ``heldout-grey`` (6 greyscale, as RGB), ``eval`` (both held-out sets) or ``all`` (the colour ones)."""
+    splits = {"train": DEMO_TRAIN, "heldout": DEMO_HELDOUT, "heldout-grey": DEMO_HELDOUT_GREY,
+              "eval": DEMO_HELDOUT + DEMO_HELDOUT_GREY, "all": DEMO_TRAIN + DEMO_HELDOUT}
     if split not in splits:
         raise InputError(f"unknown demo split {split!r}; use one of {', '.join(splits)}")
     return [(name, _demo_image(name).copy()) for name in splits[split]]

@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 
-from .errors import InputError
+from ndr_edge.errors import InputError
 
 SSIM_SIGMA = 1.5
 SSIM_WINDOW = 11  # what skimage derives from sigma 1.5 with truncate 3.5
@@ -39,14 +39,24 @@ def _pair(restored: np.ndarray, clean: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return arrays[0], arrays[1]
 
 
-def _psnr_from_mse(mse: float) -> float:
-    return float("inf") if mse == 0.0 else 10.0 * math.log10(1.0 / mse)
+def psnr_from_mse(mse: float, peak: float = 1.0) -> float:
+    """PSNR in dB for a mean squared error (the one place it is computed); ``inf`` for 0."""
+    return math.inf if mse == 0.0 else 10.0 * math.log10(peak * peak / mse)
+
+
+def json_float(value: float | None, digits: int | None = None) -> float | str | None:
+    """A metric for JSON, which has no infinity: identical outputs say ``"inf"`` in words."""
+    if value is None:
+        return None
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return float(value) if digits is None else round(float(value), digits)
 
 
 def psnr(restored: np.ndarray, clean: np.ndarray) -> float:
     """PSNR in dB on all channels after clipping to [0, 1], peak 1; ``inf`` when identical."""
     a, b = _pair(restored, clean)
-    return _psnr_from_mse(float(np.mean((a - b) ** 2)))
+    return psnr_from_mse(float(np.mean((a - b) ** 2)))
 
 
 def ssim(restored: np.ndarray, clean: np.ndarray) -> float:
@@ -75,7 +85,7 @@ def _same_shape(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def psnr_between(a: np.ndarray, b: np.ndarray) -> float:
     """PSNR (peak 1) between two outputs of any shape, without clipping; ``inf`` when identical."""
     x, y = _same_shape(a, b)
-    return _psnr_from_mse(float(np.mean((x - y) ** 2)))
+    return psnr_from_mse(float(np.mean((x - y) ** 2)))
 
 
 def max_abs(a: np.ndarray, b: np.ndarray) -> float:

@@ -11,18 +11,24 @@ this package imports none of them (nor torch): each is imported when it is first
 ...     with restorer.stream(channel_order="BGR") as stream:             # camera pipelines
 ...         for out in stream.run(frames): ...
 ...     print(stream.stats().line())
+
+Every model run in the project opens through :func:`open_backend` (``backends.py``), with
+one settings dataclass per backend (:class:`OnnxRuntimeSettings`, :class:`TensorRTSettings`).
 """
 
-from .backend import Backend, BackendClosedError, InputLimits, PendingBatch
-from .engine_sidecar import EngineSidecar, check_compatibility, pick_profile
-from .restorer import BACKENDS, PRECISIONS, Prepared, Restorer, Selection, backend_unavailable_reason, select_artifact
-from .stats import LatencyStats, LatencySummary
-from .stream import StreamClosedError, StreamRestorer
-from .tiling import TileConfig, restore_tiled, tile_starts
-from .video import VideoSource, VideoWriter, Window, parse_source
+from ndr_edge.export.variants import BACKEND_CHOICES, PRECISIONS
+from ndr_edge.runtime.backend import Backend, BackendClosedError, InputLimits, PendingBatch
+from ndr_edge.runtime.backends import OnnxRuntimeSettings, TensorRTSettings, backend_unavailable_reason, open_backend
+from ndr_edge.runtime.engine_sidecar import EngineSidecar, check_compatibility, pick_profile
+from ndr_edge.runtime.prepared import Prepared
+from ndr_edge.runtime.restorer import Restorer, Selection, select_artifact
+from ndr_edge.runtime.stats import LatencyStats, LatencySummary
+from ndr_edge.runtime.stream import StreamClosedError, StreamRestorer
+from ndr_edge.runtime.tiling import TileConfig, restore_tiled, tile_starts
+from ndr_edge.runtime.video import VideoSource, VideoWriter, Window, parse_source
 
 __all__ = [
-    "BACKENDS",
+    "BACKEND_CHOICES",
     "PRECISIONS",
     "Backend",
     "BackendClosedError",
@@ -30,18 +36,21 @@ __all__ = [
     "InputLimits",
     "LatencyStats",
     "LatencySummary",
+    "OnnxRuntimeSettings",
     "PendingBatch",
     "Prepared",
     "Restorer",
     "Selection",
     "StreamClosedError",
     "StreamRestorer",
+    "TensorRTSettings",
     "TileConfig",
     "VideoSource",
     "VideoWriter",
     "Window",
     "backend_unavailable_reason",
     "check_compatibility",
+    "open_backend",
     "parse_source",
     "pick_profile",
     "restore_tiled",

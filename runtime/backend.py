@@ -23,13 +23,19 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..artifact import ArtifactMeta
-from ..errors import InputError, NDREdgeError
-from .closing import Closing
+from ndr_edge.artifact import ArtifactMeta
+from ndr_edge.errors import ArtifactError, BackendClosedError, InputError
+from ndr_edge.runtime.closing import Closing
 
 
-class BackendClosedError(NDREdgeError):
-    """A backend (or a restorer or stream built on it) used after ``close()``."""
+def check_model_file(path: Path, what: str, fix: str) -> None:
+    """ArtifactError unless ``path`` is a non-empty file (``what``: model / engine; ``fix``: what to do)."""
+    if not path.exists():
+        raise ArtifactError(f"{path}: {what} file not found; {fix}")
+    if not path.is_file():
+        raise ArtifactError(f"{path}: not a file; pass an .onnx file, an .engine file or an export folder")
+    if path.stat().st_size == 0:
+        raise ArtifactError(f"{path}: empty {what} file; {fix}")
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,9 @@ class InputLimits:
             return "x".join(str(d) for d in dims)
 
         return f"min {fmt(self.min)}, opt {fmt(self.opt)}, max {fmt(self.max)}"
+
+    def to_dict(self) -> dict[str, list[int]]:
+        return {"min": list(self.min), "opt": list(self.opt), "max": list(self.max)}
 
 
 class PendingBatch(ABC):

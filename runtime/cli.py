@@ -10,13 +10,15 @@ from typing import Any
 
 import click
 
-from ..artifact import atomic_write_json
-from ..cli.common import one_line_errors
-from ..errors import InputError, NDREdgeError
-from .restorer import BACKENDS, PRECISIONS, Restorer
-from .stats import LatencyStats, LatencySummary
-from .tiling import DEFAULT_OVERLAP, DEFAULT_TILE, TileConfig
-from .video import VIDEO_SUFFIXES, parse_source
+from ndr_edge.artifact import atomic_write_json
+from ndr_edge.cli.common import check_output_file, one_line_errors
+from ndr_edge.errors import InputError, NDREdgeError
+from ndr_edge.export.variants import BACKEND_CHOICES, OPENVINO_DEVICES, OPENVINO_HINTS, PRECISIONS
+from ndr_edge.runtime.remote import RemoteRestorer, RemoteSettings
+from ndr_edge.runtime.restorer import Restorer
+from ndr_edge.runtime.stats import LatencyStats, LatencySummary
+from ndr_edge.runtime.tiling import DEFAULT_OVERLAP, DEFAULT_TILE, TileConfig
+from ndr_edge.runtime.video import VIDEO_SUFFIXES, parse_source
 
 PROG = "ndr-restore"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")  # as ndr_edge.imageio
@@ -35,6 +37,10 @@ Examples:
   ndr-restore export/ 0 --show --max-frames 1000
   # a GStreamer pipeline (ends in appsink) recorded to a file
   ndr-restore export/ "v4l2src ! videoconvert ! appsink" -o cam.avi
+  # on a server started with ndr-serve (no model files here; the server tiles and batches)
+  ndr-restore --server grpc://gpu-box:8001 input.mp4 -o restored.mp4
+  # OpenVINO on the CPU, bf16 inference where the CPU has AVX512-BF16/AMX (else f32, said so)
+  ndr-restore export/ noisy.png -o clean.png --backend openvino --ov-hint bf16
 """
 
 
@@ -70,8 +76,15 @@ def _image_output(src: Path, output: Path) -> Path:
     return output
 
 
-def run_images(restorer: Restorer, files: list[Path], outputs: list[Path], quiet: bool) -> tuple[LatencySummary, list[str]]:
-    from ..imageio import read_image, write_image
+def _describe(restorer: Restorer | RemoteRestorer) -> str:
+    if isinstance(restorer, RemoteRestorer):
+        return restorer.describe()
+    return (f"{restorer.backend.describe()}, tiles {restorer.tiling.tile}px (overlap {restorer.tiling.overlap}, "
+            f"batch {restorer.tiling.batch})")
+
+
+def run_images(restorer: Restorer | RemoteRestorer, files: list[Path], outputs: list[Path], quiet: bool) -> tuple[LatencySummary, list[str]]:
+    from ndr_edge.imageio import read_image, write_image
 
     stats = LatencyStats()
     skipped: list[str] = []
@@ -90,10 +103,10 @@ def run_images(restorer: Restorer, files: list[Path], outputs: list[Path], quiet
 
 
 def run_video(
-    restorer: Restorer, source: str, output: Path | None, show: bool, max_frames: int | None, fourcc: str | None,
+    restorer: Restorer | RemoteRestorer, source: str, output: Path | None, show: bool, max_frames: int | None, fourcc: str | None,
     quiet: bool,
 ) -> LatencySummary:
-    from .video import VideoSource, VideoWriter, Window
+    from ndr_edge.runtime.video import VideoSource, VideoWriter, Window
 
     with VideoSource(source, max_frames=max_frames) as capture:
         live = capture.kind != "file"
@@ -127,10 +140,15 @@ def run_video(
 
 
 @click.command(epilog=EXAMPLES, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.argument("model", type=click.Path())
-@click.argument("input_", metavar="INPUT")
+@click.argument("model", type=click.Path(), required=False)
+@click.argument("input_", metavar="INPUT", required=False)
+@click.option("--server", default=None, metavar="URL",
+              help="Restore on an ndr-serve server (grpc://HOST:8001 or http://HOST:8000); then give INPUT only.")
+@click.option("--server-model", default="ndr", show_default=True, help="--server: the served model name.")
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
+              help="--server: seconds a frame may take, retries included.")
 @click.option("-o", "--output", type=click.Path(), help="Output image, folder or video file (required unless --show).")
-@click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
+@click.option("--backend", type=click.Choice(BACKEND_CHOICES), default="auto", show_default=True,
               help="auto: a TensorRT engine when TensorRT and a GPU work here, else ONNX Runtime.")
 @click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
               help="Which artifact of an export folder.")
@@ -145,15 +163,27 @@ def run_video(
 @click.option("--max-frames", type=click.IntRange(1), default=None, help="Video/camera: stop after N frames.")
 @click.option("--fourcc", default=None, help="Video codec (default by suffix: mp4v for .mp4, MJPG for .avi).")
 @click.option("--device", type=click.IntRange(0), default=0, show_default=True, help="CUDA device index.")
+@click.option("--ov-device", type=click.Choice(OPENVINO_DEVICES, case_sensitive=False), default="CPU", show_default=True,
+              help="OpenVINO device (--backend openvino).")
+@click.option("--ov-hint", type=click.Choice(OPENVINO_HINTS), default=None,
+              help="OpenVINO inference precision (default: the device's; bf16 needs AVX512-BF16 or AMX).")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Also write the latency summary as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @one_line_errors(PROG)
-def main(model: str, input_: str, output: str | None, backend: str, precision: str, providers: str | None,
+def main(model: str | None, input_: str | None, server: str | None, server_model: str, timeout: float,
+         output: str | None, backend: str, precision: str, providers: str | None,
          tile: int | None, overlap: int, tile_batch: int, show: bool, max_frames: int | None, fourcc: str | None,
-         device: int, json_out: str | None, quiet: bool) -> None:
+         device: int, ov_device: str, ov_hint: str | None, json_out: str | None, quiet: bool) -> None:
     """Restore INPUT (an image, a folder of images, a video file, a camera index or a
     GStreamer pipeline) with MODEL (an export folder, an .onnx file or an .engine) and
-    write the result to OUTPUT; prints a latency summary at the end."""
+    write the result to OUTPUT; prints a latency summary at the end. With --server URL,
+    INPUT is restored on that ndr-serve server (give no MODEL)."""
+    if server is not None:
+        if input_ is not None:
+            raise InputError("with --server give INPUT only (the model is on the server)")
+        model, input_ = None, model
+    if input_ is None:
+        raise InputError("give MODEL and INPUT (or --server URL INPUT)")
     kind = classify_input(input_)
     if output is None and not (kind == "video" and show):
         raise InputError("no output given; pass -o OUTPUT (or --show for a video or camera)")
@@ -167,11 +197,19 @@ def main(model: str, input_: str, output: str | None, backend: str, precision: s
     if kind == "image" and out_path is not None and out_path.suffix and out_path.suffix.lower() not in IMAGE_SUFFIXES \
             and not out_path.is_dir():
         raise InputError(f"{output}: image output needs an image suffix ({', '.join(IMAGE_SUFFIXES)}) or a folder")
+    # every output location is checked before any work (no restoration that cannot be saved)
+    if out_path is not None:
+        if kind == "folder" or (kind == "image" and (out_path.is_dir() or not out_path.suffix)):
+            check_output_file(out_path / "probe", "output folder's")
+        else:
+            check_output_file(out_path, "output")
+    if json_out:
+        check_output_file(json_out, "JSON")
     provider_list = [p for p in providers.split(",") if p.strip()] if providers else None
 
     files: list[Path] = []
     if kind == "folder":
-        from ..imageio import list_images
+        from ndr_edge.imageio import list_images
 
         files = list_images(input_)
     restorer_tiling = None
@@ -179,11 +217,18 @@ def main(model: str, input_: str, output: str | None, backend: str, precision: s
         restorer_tiling = TileConfig(tile=tile, overlap=overlap, batch=tile_batch)
     elif tile is None and (overlap != DEFAULT_OVERLAP or tile_batch != 1):
         restorer_tiling = TileConfig(tile=DEFAULT_TILE, overlap=overlap, batch=tile_batch)
-    with Restorer.open(model, backend=backend, precision=precision, providers=provider_list,
-                       tiling=restorer_tiling, auto_tile=tile != 0, device=device) as restorer:
+    opened: Restorer | RemoteRestorer
+    if server is not None:
+        opened = RemoteRestorer(server, model=server_model, settings=RemoteSettings(timeout_s=timeout),
+                                tile=False if tile == 0 else restorer_tiling)
+    else:
+        assert model is not None
+        opened = Restorer.open(model, backend=backend, precision=precision, providers=provider_list,
+                               tiling=restorer_tiling, auto_tile=tile != 0, device=device,
+                               ov_device=ov_device.upper(), ov_hint=ov_hint)
+    with opened as restorer:
         if not quiet:
-            click.echo(f"{PROG}: {restorer.backend.describe()}, tiles {restorer.tiling.tile}px "
-                       f"(overlap {restorer.tiling.overlap}, batch {restorer.tiling.batch})", err=True)
+            click.echo(f"{PROG}: {_describe(restorer)}", err=True)
         skipped: list[str] = []
         if kind == "video":
             summary = run_video(restorer, input_, out_path, show, max_frames, fourcc, quiet)

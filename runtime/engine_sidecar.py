@@ -3,28 +3,35 @@ engine is trusted: same TensorRT version, same GPU architecture, an input inside
 optimisation profiles. Pure functions over plain data -- no TensorRT, no GPU -- so they are
 tested everywhere and the TensorRT backend only feeds them what the machine reports.
 
-Sidecar keys (written by the export): ``meta`` (ArtifactMeta fields), ``tensorrt_version``,
-``gpu_name``, ``compute_capability`` ("8.7"), ``precision``, ``profiles`` (list of
-``{"min": [n, c, h, w], "opt": [...], "max": [...]}``), ``io`` (list of ``{name, dtype,
-shape}``), ``onnx_sha256``.
+:class:`EngineSidecar` is the one schema: the export builds one and writes
+:meth:`EngineSidecar.to_dict`, the runtime reads it back with :meth:`EngineSidecar.read`.
+Keys: ``meta`` (ArtifactMeta fields), ``tensorrt_version``, ``gpu_name``,
+``compute_capability`` ("8.7"), ``precision``, ``profiles`` (list of ``{"min": [n, c, h, w],
+"opt": [...], "max": [...]}``), ``io`` (list of ``{name, mode, dtype, shape}``),
+``onnx_sha256``, and build facts kept in ``extra`` (``strongly_typed``, ``workspace_mb``,
+``timing_cache``, ``build_seconds``).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..artifact import ArtifactMeta
-from ..errors import ArtifactError, InputError
-from .backend import InputLimits
+from ndr_edge.artifact import ArtifactMeta, atomic_write_json
+from ndr_edge.errors import ArtifactError, InputError
+from ndr_edge.export.variants import SIDECAR_SUFFIX
+from ndr_edge.runtime.backend import InputLimits
 
-SIDECAR_SUFFIX = ".json"
 REBUILD_HINT = "rebuild the engine on this machine: ndr-export CHECKPOINT --formats engine (or trtexec --onnx=MODEL.onnx)"
 
 
-def sidecar_path(engine: Path) -> Path:
+_KEYS = ("meta", "tensorrt_version", "gpu_name", "compute_capability", "precision", "profiles", "io", "onnx_sha256")
+
+
+def sidecar_path(engine: str | Path) -> Path:
+    engine = Path(engine)
     return engine.with_name(engine.name + SIDECAR_SUFFIX)
 
 
@@ -43,6 +50,16 @@ class EngineSidecar:
     onnx_sha256: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The sidecar's JSON content (what :meth:`from_dict` reads)."""
+        data = {key: getattr(self, key) for key in _KEYS}
+        data.update(meta=asdict(self.meta), io=[dict(t) for t in self.io], profiles=[p.to_dict() for p in self.profiles])
+        return {**data, **self.extra}
+
+    def write(self) -> None:
+        """Write :meth:`to_dict` to :attr:`path` atomically."""
+        atomic_write_json(self.path, self.to_dict())
+
     @classmethod
     def from_dict(cls, data: dict[str, Any], path: Path) -> EngineSidecar:
         try:
@@ -53,8 +70,6 @@ class EngineSidecar:
             profiles = tuple(
                 InputLimits(min=_dims(p["min"]), opt=_dims(p["opt"]), max=_dims(p["max"])) for p in data["profiles"]
             )
-            keys = ("meta", "tensorrt_version", "gpu_name", "compute_capability", "precision", "profiles", "io",
-                    "onnx_sha256")
             return cls(
                 path=path,
                 meta=meta,
@@ -65,13 +80,13 @@ class EngineSidecar:
                 profiles=profiles,
                 io=tuple(data.get("io", ())),
                 onnx_sha256=str(data.get("onnx_sha256", "")),
-                extra={k: v for k, v in data.items() if k not in keys},
+                extra={k: v for k, v in data.items() if k not in _KEYS},
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ArtifactError(f"{path}: incomplete engine sidecar ({type(exc).__name__}: {exc}); {REBUILD_HINT}") from exc
 
     @classmethod
-    def read(cls, engine: Path) -> EngineSidecar:
+    def read(cls, engine: str | Path) -> EngineSidecar:
         path = sidecar_path(engine)
         if not path.is_file():
             raise ArtifactError(

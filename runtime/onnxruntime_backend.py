@@ -1,17 +1,19 @@
 """ONNX Runtime backend: CPU by default, the CUDA (and, on request, TensorRT) execution
 providers when the installed onnxruntime has them. ``onnxruntime`` is imported when a
-backend is constructed, never at package import."""
+backend is constructed, never at package import. Its settings are one
+:class:`OnnxRuntimeSettings`."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..artifact import INPUT_NAME, OUTPUT_NAME, ArtifactMeta
-from ..errors import ArtifactError, BackendUnavailableError
-from .backend import Backend
+from ndr_edge.artifact import INPUT_NAME, OUTPUT_NAME, ArtifactMeta
+from ndr_edge.errors import ArtifactError, BackendUnavailableError
+from ndr_edge.runtime.backend import Backend, check_model_file
 
 PROVIDER_ALIASES = {
     "cpu": "CPUExecutionProvider",
@@ -22,6 +24,18 @@ PROVIDER_ALIASES = {
 # TensorRT EP builds an engine on the first run (minutes): used only when asked for.
 DEFAULT_PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
 _ORT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}
+
+
+@dataclass(frozen=True)
+class OnnxRuntimeSettings:
+    """``providers``: execution providers in priority order, short (``cpu``, ``cuda``,
+    ``tensorrt``) or full names; None: CUDA when installed, then CPU. ``threads``: intra-op
+    threads (None: ONNX Runtime's choice). ``profile_prefix``: write ONNX Runtime's profile
+    (op times) to files starting with it; read it with :meth:`OnnxRuntimeBackend.end_profiling`."""
+
+    providers: tuple[str, ...] | None = None
+    threads: int | None = None
+    profile_prefix: str | None = None
 
 
 def import_onnxruntime() -> Any:
@@ -52,36 +66,29 @@ def resolve_providers(requested: list[str] | tuple[str, ...] | None, available: 
     return resolved
 
 
-def check_model_file(path: Path) -> None:
-    if not path.exists():
-        raise ArtifactError(f"{path}: model file not found; check the path or run ndr-export")
-    if not path.is_file():
-        raise ArtifactError(f"{path}: not a file; pass an .onnx file, an .engine file or an export folder")
-    if path.stat().st_size == 0:
-        raise ArtifactError(f"{path}: empty model file; re-run ndr-export")
-
-
 class OnnxRuntimeBackend(Backend):
-    """An ``onnxruntime.InferenceSession`` over one ndr-edge ONNX artifact."""
+    """An ``onnxruntime.InferenceSession`` over one ndr-edge ONNX artifact (a file, or the
+    bytes of a serialized model)."""
 
     name = "onnxruntime"
 
-    def __init__(
-        self,
-        path: str | Path,
-        providers: list[str] | tuple[str, ...] | None = None,
-        threads: int | None = None,
-    ) -> None:
-        path = Path(path)
-        check_model_file(path)
+    def __init__(self, path: str | Path | bytes, settings: OnnxRuntimeSettings | None = None) -> None:
+        self.settings = settings = settings or OnnxRuntimeSettings()
+        source: str | bytes = path if isinstance(path, bytes) else str(path)
+        path = Path("model.onnx (in memory)") if isinstance(path, bytes) else Path(path)
+        if isinstance(source, str):
+            check_model_file(path, "model", "check the path or re-run ndr-export")
         ort = import_onnxruntime()
-        chosen = resolve_providers(providers, list(ort.get_available_providers()))
+        chosen = resolve_providers(settings.providers, list(ort.get_available_providers()))
         options = ort.SessionOptions()
         options.log_severity_level = 3
-        if threads:
-            options.intra_op_num_threads = threads
+        if settings.threads:
+            options.intra_op_num_threads = settings.threads
+        if settings.profile_prefix:
+            options.enable_profiling = True
+            options.profile_file_prefix = settings.profile_prefix
         try:
-            session = ort.InferenceSession(str(path), sess_options=options, providers=chosen)
+            session = ort.InferenceSession(source, sess_options=options, providers=chosen)
         except Exception as exc:  # onnxruntime raises its own exception types per failure
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ArtifactError(
@@ -110,6 +117,10 @@ class OnnxRuntimeBackend(Backend):
         feed = batch if self._input_dtype is np.float32 else batch.astype(self._input_dtype)
         (output,) = self._session.run([OUTPUT_NAME], {INPUT_NAME: feed})
         return np.asarray(output, dtype=np.float32)
+
+    def end_profiling(self) -> Path:
+        """Stop profiling (``profile_prefix``) and return the profile's JSON file."""
+        return Path(self._session.end_profiling())
 
     def close_impl(self) -> None:
         self._session = None

@@ -18,24 +18,29 @@ import json
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from ..artifact import MANIFEST_NAME, ArtifactMeta, Manifest, sha256_file
-from ..errors import ArtifactError, BackendUnavailableError, InputError
-from ..frames import CHANNEL_ORDERS, batch_to_frames, check_frame, frames_to_batch, pad_to_multiple
-from .backend import Backend, BackendClosedError, PendingBatch
-from .closing import Closing
-from .tiling import TileConfig, restore_tiled
-
-if TYPE_CHECKING:
-    from .stream import StreamRestorer
-
-BACKENDS = ("auto", "onnxruntime", "tensorrt")
-PRECISIONS = ("fp32", "fp16", "int8")
-ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
-ONNX_SUFFIXES = (".onnx",)
+from ndr_edge.artifact import MANIFEST_NAME, ArtifactMeta, Manifest
+from ndr_edge.errors import ArtifactError, InputError
+from ndr_edge.export.variants import BACKEND_CHOICES, ENGINE_SUFFIXES, ONNX_SUFFIXES, PRECISIONS
+from ndr_edge.frames import (
+    CHANNEL_ORDERS,
+    batch_to_frames,
+    check_channel_order,
+    check_finite,
+    check_frame,
+    frames_to_batch,
+    pad_to_multiple,
+)
+from ndr_edge.runtime.backend import Backend, BackendClosedError, PendingBatch
+from ndr_edge.runtime.backends import open_backend, settings_for
+from ndr_edge.runtime.closing import Closing
+from ndr_edge.runtime.prepared import Prepared
+from ndr_edge.runtime.stream import StreamRestorer
+from ndr_edge.runtime.tensorrt_env import require_tensorrt, tensorrt_unavailable_reason
+from ndr_edge.runtime.tiling import TileConfig, restore_tiled
 
 
 # -- choosing the artifact and the backend -------------------------------------------------
@@ -60,18 +65,16 @@ def select_artifact(path: str | Path, backend: str = "auto", precision: str = "f
 
     From a manifest: the entry of ``precision``; an engine when ``backend`` is ``tensorrt``,
     or ``auto`` and TensorRT is usable here; the ONNX file otherwise."""
-    _check_choice(backend, BACKENDS, "backend")
+    _check_choice(backend, BACKEND_CHOICES, "backend")
     _check_choice(precision, PRECISIONS, "precision")
     if backend == "tensorrt":  # asked for explicitly: say first whether it can run here at all
-        from .tensorrt_backend import require_tensorrt
-
         require_tensorrt(device)
     path = Path(path)
     if path.is_dir() or path.name == MANIFEST_NAME:
         return _select_from_manifest(path, backend, precision, device)
     suffix = path.suffix.lower()
     if suffix in ENGINE_SUFFIXES:
-        if backend == "onnxruntime":
+        if backend in ("onnxruntime", "openvino"):
             raise InputError(f"{path}: a TensorRT engine runs only on the tensorrt backend; pass the .onnx file instead")
         return Selection(path, "tensorrt", None)
     if suffix in ONNX_SUFFIXES:
@@ -80,15 +83,13 @@ def select_artifact(path: str | Path, backend: str = "auto", precision: str = "f
                 f"{path}: the tensorrt backend runs engines, not ONNX files; build one with ndr-export "
                 "(--formats engine) and pass the .engine or the export folder"
             )
-        return Selection(path, "onnxruntime", None)
+        return Selection(path, "openvino" if backend == "openvino" else "onnxruntime", None)
     if not path.exists():
         raise ArtifactError(f"{path}: model not found; pass an export folder, an .onnx file or an .engine file")
     raise ArtifactError(f"{path}: unknown model type {suffix or '(no suffix)'!r}; pass an export folder, .onnx or .engine")
 
 
 def _select_from_manifest(path: Path, backend: str, precision: str, device: int) -> Selection:
-    from .tensorrt_backend import tensorrt_unavailable_reason
-
     directory = path if path.is_dir() else path.parent
     manifest = Manifest.read(path)
     entries = [e for e in manifest.artifacts if e.precision == precision]
@@ -110,7 +111,7 @@ def _select_from_manifest(path: Path, backend: str, precision: str, device: int)
     elif backend == "auto" and engines and tensorrt_unavailable_reason(device) is None:
         chosen, kind = engines[0], "tensorrt"
     elif onnx:
-        chosen, kind = onnx[0], "onnxruntime"
+        chosen, kind = onnx[0], "openvino" if backend == "openvino" else "onnxruntime"
     else:
         raise ArtifactError(
             f"{directory}: the manifest has a {precision} engine but no ONNX file, and TensorRT is not usable here "
@@ -119,46 +120,7 @@ def _select_from_manifest(path: Path, backend: str, precision: str, device: int)
     return Selection(manifest.resolve(directory, chosen), kind, precision, chosen.sha256 or None)
 
 
-def open_backend(
-    selection: Selection, providers: list[str] | tuple[str, ...] | None = None, device: int = 0,
-    threads: int | None = None,
-) -> Backend:
-    if selection.expected_sha256 and sha256_file(selection.path) != selection.expected_sha256:
-        raise ArtifactError(
-            f"{selection.path}: contents do not match the manifest's sha256 (modified or truncated); re-run ndr-export"
-        )
-    if selection.backend == "tensorrt":
-        from .tensorrt_backend import TensorRTBackend
-
-        return TensorRTBackend(selection.path, device=device)
-    from .onnxruntime_backend import OnnxRuntimeBackend
-
-    return OnnxRuntimeBackend(selection.path, providers=providers, threads=threads)
-
-
 # -- frames <-> model batches --------------------------------------------------------------
-@dataclass(frozen=True)
-class Prepared:
-    """A frame turned into a model batch, with what is needed to turn the output back."""
-
-    batch: np.ndarray  # float32 1x3xHpxWp, model order and range
-    height: int
-    width: int
-    dtype: np.dtype[Any]
-    channel_order: str
-
-
-def _check_order(channel_order: str) -> str:
-    if channel_order not in CHANNEL_ORDERS:
-        raise InputError(f"channel_order must be 'RGB' or 'BGR' (said explicitly), got {channel_order!r}")
-    return channel_order
-
-
-def _check_finite(frame: np.ndarray) -> None:
-    if np.issubdtype(frame.dtype, np.floating) and not np.all(np.isfinite(frame)):
-        raise InputError("frame: contains NaN or infinite values; clean the float frame before restoring")
-
-
 def from_unit(frame: np.ndarray, dtype: np.dtype[Any], in_place: bool = False) -> np.ndarray:
     """float32 on [0, 1] -> the caller's dtype (clipped; integers rounded). ``in_place``
     reuses ``frame`` (float32) as scratch instead of allocating temporaries."""
@@ -197,18 +159,22 @@ class Restorer(Closing):
         auto_tile: bool = True,
         device: int = 0,
         threads: int | None = None,
+        ov_device: str = "CPU",
+        ov_hint: str | None = None,
     ) -> Restorer:
         """Open an export folder (``manifest.json``), an ``.onnx`` file or an ``.engine``.
 
         ``backend``: ``auto`` (TensorRT engine when TensorRT and a GPU are usable and the
-        manifest has one, else ONNX Runtime), ``onnxruntime`` or ``tensorrt``.
+        manifest has one, else ONNX Runtime), ``onnxruntime``, ``tensorrt`` or ``openvino``
+        (``ov_device``: CPU / GPU / NPU; ``ov_hint``: f32 / bf16 / f16 inference precision).
         ``precision`` picks the manifest entry (fp32 / fp16 / int8). ``providers``: ONNX
         Runtime execution providers (``cpu``, ``cuda``, ``tensorrt`` or full names;
         default CUDA when installed, then CPU). ``tiling``: tile size, overlap and batch
         (default: 512 px, 32 px overlap, or the engine profile's largest square);
         ``auto_tile=False``: ``restore(frame)`` never tiles unless asked per call."""
         selection = select_artifact(path, backend=backend, precision=precision, device=device)
-        engine = open_backend(selection, providers=providers, device=device, threads=threads)
+        settings = settings_for(selection.backend, providers, threads, device, ov_device, ov_hint)
+        engine = open_backend(selection.path, selection.backend, settings, selection.expected_sha256)
         try:
             return cls(engine, tiling=tiling, auto_tile=auto_tile)
         except BaseException:
@@ -242,8 +208,8 @@ class Restorer(Closing):
     def prepare(self, frame: np.ndarray, channel_order: str = "RGB") -> Prepared:
         """Check a frame and turn it into a padded model batch (float32 1x3xHpxWp)."""
         check_frame(frame)
-        _check_order(channel_order)
-        _check_finite(frame)
+        check_channel_order(channel_order, "channel_order")
+        check_finite(frame)
         batch = self._to_batch([frame], channel_order)
         return Prepared(batch, frame.shape[0], frame.shape[1], frame.dtype, channel_order)
 
@@ -292,12 +258,12 @@ class Restorer(Closing):
         tiles, ``True`` always tiles, a :class:`TileConfig` tiles with that config."""
         self._check_open()
         check_frame(frame)
-        _check_order(channel_order)
+        check_channel_order(channel_order, "channel_order")
         config = self.resolve_tiling(frame.shape, tile)
         if config is None:
             prepared = self.prepare(frame, channel_order)
             return self.finish(prepared, self.backend.infer(prepared.batch))
-        _check_finite(frame)
+        check_finite(frame)
         return restore_tiled(frame, lambda tiles: self._run_tiles(tiles, channel_order), config,
                              lambda rows: from_unit(rows, frame.dtype, in_place=True))
 
@@ -308,8 +274,6 @@ class Restorer(Closing):
 
     def stream(self, channel_order: str = "RGB", tile: TileConfig | bool | None = None, depth: int = 2) -> StreamRestorer:
         """A :class:`~.stream.StreamRestorer` over this restorer (push/pull or an iterator)."""
-        from .stream import StreamRestorer
-
         return StreamRestorer(self, channel_order=channel_order, tile=tile, depth=depth)
 
     def warmup(self, height: int = 64, width: int = 64, runs: int = 1) -> float:
@@ -353,20 +317,3 @@ class Restorer(Closing):
 
     def close(self) -> None:
         self.backend.close()
-
-
-
-def backend_unavailable_reason(backend: str, device: int = 0) -> str | None:
-    """Why ``backend`` cannot run here (None when it can); for CLIs and tests."""
-    if backend == "tensorrt":
-        from .tensorrt_backend import tensorrt_unavailable_reason
-
-        return tensorrt_unavailable_reason(device)
-    if backend == "onnxruntime":
-        try:
-            from .onnxruntime_backend import import_onnxruntime
-
-            import_onnxruntime()
-        except BackendUnavailableError as exc:
-            return str(exc)
-    return None

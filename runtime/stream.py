@@ -27,24 +27,17 @@ import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from ..errors import InputError, NDREdgeError
-from ..frames import CHANNEL_ORDERS, check_frame
-from .backend import PendingBatch
-from .closing import Closing
-from .stats import LatencyStats, LatencySummary
-from .tiling import TileConfig
-
-if TYPE_CHECKING:
-    from .restorer import Prepared, Restorer
-
-
-class StreamClosedError(NDREdgeError):
-    """A stream used after close() (push), or pulled past its last frame after close()."""
-
+from ndr_edge.errors import InputError, NDREdgeError, StreamClosedError
+from ndr_edge.frames import check_channel_order, check_finite, check_frame
+from ndr_edge.runtime.backend import PendingBatch
+from ndr_edge.runtime.closing import Closing
+from ndr_edge.runtime.prepared import FrameRestorer, Prepared
+from ndr_edge.runtime.stats import LatencyStats, LatencySummary
+from ndr_edge.runtime.tiling import TileConfig
 
 _END = object()
 
@@ -60,10 +53,9 @@ class StreamRestorer(Closing):
     """Ordered, pipelined restoration of a sequence of frames (see the module docstring)."""
 
     def __init__(
-        self, restorer: Restorer, channel_order: str = "RGB", tile: TileConfig | bool | None = None, depth: int = 2
+        self, restorer: FrameRestorer, channel_order: str = "RGB", tile: TileConfig | bool | None = None, depth: int = 2
     ) -> None:
-        if channel_order not in CHANNEL_ORDERS:
-            raise InputError(f"channel_order must be 'RGB' or 'BGR' (said explicitly), got {channel_order!r}")
+        check_channel_order(channel_order, "channel_order")
         if depth < 1:
             raise InputError(f"stream depth must be at least 1, got {depth}")
         if isinstance(tile, TileConfig):
@@ -147,9 +139,7 @@ class StreamRestorer(Closing):
             raise StreamClosedError("stream is closed; open a new one with Restorer.stream()")
         if self._fatal is not None:
             raise StreamClosedError(f"stream stopped after an internal error ({self._fatal!r}); open a new one")
-        check_frame(frame)
-        if np.issubdtype(frame.dtype, np.floating) and not np.all(np.isfinite(frame)):
-            raise InputError("frame: contains NaN or infinite values; clean the float frame before restoring")
+        check_finite(check_frame(frame))
         with self._lock:
             seq = self._pushed
             self._pushed += 1

@@ -12,7 +12,7 @@ previous execution has finished (TensorRT forbids changing a context's shapes an
 addresses under a running enqueue), which costs nothing while the upload overlaps.
 
 ``tensorrt`` and ``pycuda`` are imported when a backend is constructed (or
-:func:`require_tensorrt` is called), never at package import. An engine is checked against
+:func:`~.tensorrt_env.require_tensorrt` is called), never at package import. An engine is checked against
 its sidecar (TensorRT release, GPU architecture) before it is deserialised.
 """
 
@@ -22,69 +22,39 @@ import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..artifact import INPUT_NAME, OUTPUT_NAME
-from ..errors import ArtifactError, BackendUnavailableError, NDREdgeError
-from .backend import Backend, InputLimits, PendingBatch
-from .engine_sidecar import REBUILD_HINT, EngineSidecar, check_compatibility, pick_profile, union_limits
+from ndr_edge.artifact import INPUT_NAME, OUTPUT_NAME
+from ndr_edge.errors import ArtifactError, BackendUnavailableError, NDREdgeError
+from ndr_edge.runtime.backend import Backend, InputLimits, PendingBatch, check_model_file
+from ndr_edge.runtime.engine_sidecar import REBUILD_HINT, EngineSidecar, check_compatibility, pick_profile, union_limits
+from ndr_edge.runtime.tensorrt_env import require_tensorrt, tensorrt_unavailable_reason
+
+__all__ = ["TensorRTBackend", "TensorRTSettings", "dims_tuple", "require_tensorrt", "tensorrt_unavailable_reason"]
+
+
+@dataclass(frozen=True)
+class TensorRTSettings:
+    """``device``: CUDA device index; ``slots``: buffer sets (2: the next batch uploads while
+    the current one computes)."""
+
+    device: int = 0
+    slots: int = 2
 
 if TYPE_CHECKING:
     import tensorrt as trt
 
-ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
-_FALLBACK = "or use the ONNX Runtime backend (--backend onnxruntime)"
-
-
-def require_tensorrt(device: int = 0) -> None:
-    """Raise BackendUnavailableError saying what is missing unless TensorRT, pycuda and a CUDA
-    GPU are all usable here."""
-    try:
-        import tensorrt as trt
-    except ImportError as exc:
-        raise BackendUnavailableError(
-            f"TensorRT is not installed (import tensorrt failed: {exc}); install it (JetPack on Jetson, "
-            f"pip install tensorrt on x86 with CUDA) {_FALLBACK}"
-        ) from exc
-    if not hasattr(trt, "Runtime"):
-        raise BackendUnavailableError(
-            "the 'tensorrt' package here is only type stubs, not the TensorRT library; install TensorRT "
-            f"(JetPack on Jetson, pip install tensorrt on x86 with CUDA) {_FALLBACK}"
-        )
-    try:
-        import pycuda.driver as cuda
-    except ImportError as exc:
-        raise BackendUnavailableError(
-            f"pycuda is not installed (needed for TensorRT buffers and streams); pip install pycuda {_FALLBACK}"
-        ) from exc
-    try:
-        cuda.init()
-        count = cuda.Device.count()
-    except Exception as exc:  # pycuda raises its own error types (no driver, no device)
-        raise BackendUnavailableError(f"no usable CUDA driver or GPU here ({exc}); {_FALLBACK}") from exc
-    if count <= device:
-        raise BackendUnavailableError(f"no CUDA GPU {device} here ({count} found); {_FALLBACK}")
-
-
-def tensorrt_unavailable_reason(device: int = 0) -> str | None:
-    """Why the TensorRT backend cannot run here, or None when it can."""
-    try:
-        require_tensorrt(device)
-    except BackendUnavailableError as exc:
-        return str(exc)
-    return None
-
-
-def _dims(dims: trt.Dims) -> tuple[int, ...]:
+def dims_tuple(dims: trt.Dims) -> tuple[int, ...]:
     """A TensorRT Dims as a tuple (Dims supports len() and indexing)."""
     return tuple(int(dims[i]) for i in range(len(dims)))
 
 
 def _volume(dims: trt.Dims) -> int:
-    return int(np.prod([max(1, d) for d in _dims(dims)]))
+    return int(np.prod([max(1, d) for d in dims_tuple(dims)]))
 
 
 class _Slot:
@@ -131,10 +101,11 @@ class _TensorRTPending(PendingBatch):
         return self._output
 
     def done(self) -> bool:
-        if self._slot is None:
+        slot = self._slot  # read once: a concurrent materialize() may clear it
+        if slot is None:
             return True
         with self._backend.cuda_context():
-            return bool(self._slot.downloaded.query())
+            return bool(slot.downloaded.query())
 
 
 class TensorRTBackend(Backend):
@@ -142,12 +113,11 @@ class TensorRTBackend(Backend):
 
     name = "tensorrt"
 
-    def __init__(self, path: str | Path, device: int = 0, slots: int = 2) -> None:
+    def __init__(self, path: str | Path, settings: TensorRTSettings | None = None) -> None:
+        self.settings = settings = settings or TensorRTSettings()
+        device, slots = settings.device, settings.slots
         path = Path(path)
-        if not path.is_file():
-            raise ArtifactError(f"{path}: engine file not found; {REBUILD_HINT}")
-        if path.stat().st_size == 0:
-            raise ArtifactError(f"{path}: empty engine file; {REBUILD_HINT}")
+        check_model_file(path, "engine", REBUILD_HINT)
         sidecar = EngineSidecar.read(path)
         require_tensorrt(device)
         import pycuda.driver as cuda
@@ -221,7 +191,7 @@ class TensorRTBackend(Backend):
 
     # -- helpers ----------------------------------------------------------------------
     def _engine_profile(self, index: int) -> InputLimits:
-        low, opt, high = (_dims(d) for d in self._engine.get_tensor_profile_shape(INPUT_NAME, index))
+        low, opt, high = (dims_tuple(d) for d in self._engine.get_tensor_profile_shape(INPUT_NAME, index))
         if not len(low) == len(opt) == len(high) == 4:
             raise ArtifactError(f"{self.path}: engine input {INPUT_NAME!r} is not NCHW; {REBUILD_HINT}")
         return InputLimits(min=low, opt=opt, max=high)  # type: ignore[arg-type]
@@ -273,7 +243,7 @@ class TensorRTBackend(Backend):
                 self._active_profile = profile
             if not context.set_input_shape(INPUT_NAME, shape):
                 raise NDREdgeError(f"{self.path}: TensorRT refused input shape {shape}; {REBUILD_HINT}")
-            out_shape = _dims(context.get_tensor_shape(OUTPUT_NAME))
+            out_shape = dims_tuple(context.get_tensor_shape(OUTPUT_NAME))
             context.set_tensor_address(INPUT_NAME, int(slot.dev_in))
             context.set_tensor_address(OUTPUT_NAME, int(slot.dev_out))
             for name, buffer in self._scratch.items():

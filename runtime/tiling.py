@@ -22,10 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import InputError
-
-DEFAULT_TILE = 512
-DEFAULT_OVERLAP = 32
+from ndr_edge.errors import InputError
+from ndr_edge.export.variants import DEFAULT_OVERLAP, DEFAULT_TILE
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..artifact import publish
-from ..errors import BackendUnavailableError, InputError
-from .closing import Closing
+from ndr_edge.artifact import publish
+from ndr_edge.errors import BackendUnavailableError, InputError
+from ndr_edge.runtime.closing import Closing
 
 if TYPE_CHECKING:
     from typing_extensions import Self

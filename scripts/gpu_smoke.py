@@ -5,9 +5,8 @@
 
 Exports CHECKPOINT (default: the bundled ``ndr_edge/assets/*.safetensors``) with every
 precision and both TensorRT engines (``--engine``: it fails if TensorRT or the GPU is
-missing), then reloads each engine independently -- through the runtime's TensorRT backend
-when it is importable, otherwise through ``ndr_edge.export.tensorrt_run`` -- runs it on
-the degraded verification images, compares it with ONNX Runtime (the FP32 graph and the
+missing), then reloads each engine independently through the runtime's TensorRT backend
+(``ndr_edge.runtime.backends.open_backend``), runs it on the degraded verification images, compares it with ONNX Runtime (the FP32 graph and the
 engine's own ONNX graph) and prints one verification table, plus the median latency of
 each engine at the profile's opt shape. Exit status 1 when an engine misses its threshold.
 """
@@ -24,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from ndr_edge.export.variants import DEFAULT_WORKSPACE_MB
+
 REPO = Path(__file__).resolve().parents[1]
 
 # PSNR an engine must reach against its own ONNX graph run by ONNX Runtime (CPU)
@@ -35,18 +36,6 @@ def _default_checkpoint() -> str:
     if not found:
         sys.exit("gpu_smoke: no bundled checkpoint in ndr_edge/assets/; pass a checkpoint path")
     return found[0]
-
-
-def _engine_runner(path: Path) -> tuple[Any, str]:
-    try:
-        from ndr_edge.runtime.tensorrt_backend import TensorRTBackend
-
-        backend = TensorRTBackend(path)
-        return backend.infer, "ndr_edge.runtime TensorRTBackend"
-    except ImportError:
-        from ndr_edge.export.tensorrt_run import EngineRunner
-
-        return EngineRunner(path), "ndr_edge.export.tensorrt_run"
 
 
 def _latency_ms(run: Any, shape: tuple[int, ...], repeats: int = 20) -> float:
@@ -68,15 +57,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min", default="1x3x64x64")
     parser.add_argument("--opt", default="1x3x256x256")
     parser.add_argument("--max", default="4x3x512x512")
-    parser.add_argument("--workspace-mb", type=int, default=2048)
+    parser.add_argument("--workspace-mb", type=int, default=DEFAULT_WORKSPACE_MB)
     parser.add_argument("--calibration", help="INT8 calibration set folder (default: the demo recipe)")
     args = parser.parse_args(argv)
 
     from ndr_edge.checkpoint import load_checkpoint
-    from ndr_edge.export.compare import compare_outputs, ort_runner, run_batches
+    from ndr_edge.export.compare import compare_outputs, onnx_outputs, run_batches
     from ndr_edge.export.pipeline import ExportConfig, Exporter
     from ndr_edge.export.profiles import Profile
-    from ndr_edge.export.tensorrt_build import gpu_info, tensorrt_status
+    from ndr_edge.export.tensorrt_build import tensorrt_status
+    from ndr_edge.export.variants import BY_NAME
+    from ndr_edge.runtime.backends import open_backend
+    from ndr_edge.runtime.tensorrt_env import gpu_info
 
     available, status = tensorrt_status()
     print(f"TensorRT: {status}")
@@ -93,20 +85,22 @@ def main(argv: list[str] | None = None) -> int:
     data = exporter.verification_data
     assert data is not None
     outdir = Path(args.outdir)
-    fp32 = run_batches(ort_runner(outdir / "model-fp32.onnx"), data)
+    fp32 = onnx_outputs(outdir / BY_NAME["onnx-fp32"].filename, data)
 
     rows, failed = [], False
     for entry in manifest.artifacts:
         if entry.format != "engine":
             continue
-        run, how = _engine_runner(outdir / entry.path)
-        outputs = run_batches(run, data)
-        source = outdir / entry.path.replace(".engine", ".onnx")
-        own = run_batches(ort_runner(source), data)
+        with open_backend(outdir / entry.path, "tensorrt") as engine:
+            outputs = run_batches(engine.infer, data)
+            latency = _latency_ms(engine.infer, profile.opt)
+            how = engine.describe()
+        source = outdir / BY_NAME[BY_NAME[entry.name].source or ""].filename
+        own = onnx_outputs(source, data)
         vs_fp32, vs_own = compare_outputs(fp32, outputs), compare_outputs(own, outputs)
         ok = vs_own.psnr_db >= THRESHOLDS_DB[entry.precision]
         failed |= not ok
-        rows.append((entry.name, vs_fp32.psnr_db, vs_own.psnr_db, vs_own.max_abs, _latency_ms(run, profile.opt),
+        rows.append((entry.name, vs_fp32.psnr_db, vs_own.psnr_db, vs_own.max_abs, latency,
                      "ok" if ok else f"FAIL (< {THRESHOLDS_DB[entry.precision]:.0f} dB)", how))
     print()
     print(f"{'artifact':<12} {'dB vs FP32 ONNX':>16} {'dB vs own ONNX':>15} {'max abs':>10} {'ms @opt':>9}  check")

@@ -22,3 +22,9 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
 fi
 .venv/bin/python -c "import ndr_edge.model, ndr_edge.runtime, ndr_edge.export, ndr_edge.calibration" \
   || { echo "setup: ndr-edge did not import after install" >&2; exit 1; }
+# The serve environment for ndr-serve (.venv-serve from /usr/bin/python3: PyTriton does not run
+# on every CPython). Optional: where it cannot be made, the main setup still succeeds.
+if [ "${NDR_SKIP_SERVE:-0}" != 1 ]; then
+  bash scripts/setup_serve.sh \
+    || echo "setup: warning: .venv-serve could not be made, so ndr-serve will not run here (see scripts/setup_serve.sh)" >&2
+fi

@@ -9,13 +9,13 @@ from typing import Any
 
 import torch
 
-from ..artifact import sha256_file
-from ..errors import CheckpointError
-from ..model import NDRConfig, NDRRestore, preset_name
-from ..model.degradation_net import DegradationNet
-from . import native, official
-from .infer import infer_config
-from .native import CheckpointMeta, weights_sha256
+from ndr_edge.artifact import sha256_file
+from ndr_edge.checkpoint import native, official
+from ndr_edge.checkpoint.infer import infer_config
+from ndr_edge.checkpoint.native import CheckpointMeta, weights_sha256
+from ndr_edge.errors import CheckpointError
+from ndr_edge.model import NDRConfig, NDRRestore, preset_name
+from ndr_edge.model.degradation_net import DegradationNet
 
 __all__ = [
     "CheckpointMeta",

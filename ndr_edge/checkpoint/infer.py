@@ -7,8 +7,8 @@ from collections.abc import Mapping
 
 import torch
 
-from ..errors import CheckpointError
-from ..model.config import ConfigError, NDRConfig
+from ndr_edge.errors import CheckpointError
+from ndr_edge.model.config import ConfigError, NDRConfig
 
 _FFN_CANDIDATES = (2.66, 2.0, 3.0, 4.0, 1.5, 2.5)
 

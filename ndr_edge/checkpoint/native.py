@@ -16,8 +16,8 @@ from typing import Any
 
 import torch
 
-from ..artifact import atomic_output
-from ..errors import CheckpointError
+from ndr_edge.artifact import atomic_output
+from ndr_edge.errors import CheckpointError
 
 META_KEY = "ndr_edge"
 FORMAT_VERSION = 1
@@ -43,7 +43,7 @@ def weights_sha256(state: dict[str, torch.Tensor]) -> str:
     for key in sorted(state):
         tensor = state[key].detach().cpu().contiguous()
         digest.update(f"{key}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
-        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
     return digest.hexdigest()
 
 
@@ -53,7 +53,8 @@ def save(path: str | os.PathLike[str], state: dict[str, torch.Tensor], meta: Che
 
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in state.items()}
+    # canonical strides (a channels_last model's 1x1 weights count as contiguous with odd strides)
+    tensors = {k: v.detach().cpu().clone(memory_format=torch.contiguous_format) for k, v in state.items()}
     for key, tensor in tensors.items():
         if tensor.is_floating_point() and not torch.isfinite(tensor).all():
             raise CheckpointError(f"{target}: refusing to save non-finite values in {key!r}")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import CheckpointError
+from ndr_edge.errors import CheckpointError
 
 _WRAPPERS = ("params_ema", "params", "state_dict", "model", "net")
 

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import click
 
-from ..errors import InputError, NDREdgeError
+from ndr_edge.errors import InputError, NDREdgeError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -42,9 +42,27 @@ def one_line_errors(prog: str) -> Callable[[F], F]:
 
 def bundled_checkpoint() -> Path:
     """The checkpoint a CLI uses when none is given; a clear error when the install lacks it."""
-    from .. import BUNDLED_CHECKPOINT
+    from ndr_edge import BUNDLED_CHECKPOINT
 
     if not BUNDLED_CHECKPOINT.is_file():
         raise InputError(f"{BUNDLED_CHECKPOINT}: the bundled checkpoint is missing from this install; "
                          "give a CHECKPOINT, or reinstall ndr-edge from a full checkout")
     return BUNDLED_CHECKPOINT
+
+
+def check_output_file(path: str | Path, what: str = "output") -> Path:
+    """Fail before any work when ``path`` cannot be written: its nearest existing parent must
+    be a writable folder (missing folders are created on write) and ``path`` not a folder."""
+    import os
+
+    target = Path(path)
+    if target.is_dir():
+        raise InputError(f"{target}: the {what} file is a folder; give a file name")
+    parent = target.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise InputError(f"{target}: cannot create the {what} file, {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK):
+        raise InputError(f"{target}: {parent} is not writable; choose another {what} location")
+    return target

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import click
 
-from ..degradations import EVAL_NAMES
-from .common import one_line_errors
+from ndr_edge.cli.common import one_line_errors
+from ndr_edge.degradations import EVAL_NAMES
 
 EXAMPLES = """
 \b
@@ -63,8 +63,8 @@ def main(outdir: str, data: str | None, layout: str, degradations: str, images: 
     inputs: PSNR/SSIM per degradation with the published protocol and the loss against PyTorch
     FP32, fidelity to PyTorch, latency (median/p90 per frame after warm-up), throughput, peak
     memory and file size. A variant that cannot run is reported with the reason."""
-    from ..degradations import parse_names
-    from ..report import ReportConfig, parse_batches, parse_size, run_report
+    from ndr_edge.degradations import parse_names
+    from ndr_edge.report import ReportConfig, parse_batches, parse_size, run_report
 
     config = ReportConfig(
         degradations=parse_names(degradations), data=Path(data).expanduser() if data else None, layout=layout,

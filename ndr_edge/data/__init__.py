@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .eval_set import EvalSample, centre_crop, sample_seed, synthetic_eval_set
-from .folders import LAYOUTS, PAIR_LAYOUTS, Pair, find_pairs, load_clean_folder, load_pair, resolve_layout
+from ndr_edge.data.eval_set import EvalSample, centre_crop, sample_seed, synthetic_eval_set
+from ndr_edge.data.folders import LAYOUTS, PAIR_LAYOUTS, Pair, find_pairs, load_clean_folder, load_pair, resolve_layout
 
 if TYPE_CHECKING:
-    from .datasets import CropConfig, PairedFolder, SyntheticPairs
+    from ndr_edge.data.datasets import CropConfig, PairedFolder, SyntheticPairs
 
 _TORCH_NAMES = ("CropConfig", "SyntheticPairs", "PairedFolder")
 
@@ -38,7 +38,7 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name in _TORCH_NAMES:
-        from . import datasets
+        from ndr_edge.data import datasets
 
         return getattr(datasets, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,8 +1,11 @@
 """PyTorch datasets: synthetic training pairs made on the fly, and real pairs from disk.
 
-``SyntheticPairs`` item ``i`` depends only on ``(seed, i)``: every DDP rank, DataLoader
-worker and resumed run sees the same sample for the same index. Per item it draws an image
-and a degradation, crops a ``crop.size`` square at a random position (images smaller than
+``SyntheticPairs`` item ``i`` depends only on ``(seed, offset + i)``: every DDP rank,
+DataLoader worker and resumed run sees the same sample for the same global index (a resumed
+run passes ``offset`` = samples already seen, so it continues the stream exactly). Per item
+it draws an image (from the photos, or with probability ``procedural_fraction`` from the
+procedural pool) and a degradation (``balanced``: index mod the number of degradations, so
+every batch holds each in equal share; otherwise drawn), crops a ``crop.size`` square at a random position (images smaller than
 the crop are first reflect-padded on the right/bottom), applies a random flip and 90-degree
 rotation to the **clean** crop, then degrades it (so rain stays near-vertical and haze far at
 the top, as in real photos). Tensors are float32 3xSxS on [0, 1] in ``channel_order``.
@@ -22,11 +25,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..degradations import degrade, parse_names
-from ..errors import InputError
-from ..frames import CHANNEL_ORDERS, check_frame, reorder, to_float
-from .eval_set import EvalSample
-from .folders import find_pairs, load_pair
+from ndr_edge.data.eval_set import EvalSample
+from ndr_edge.data.folders import find_pairs, load_pair
+from ndr_edge.degradations import degrade, parse_names
+from ndr_edge.errors import InputError
+from ndr_edge.frames import CHANNEL_ORDERS, check_frame, reorder, to_float
 
 __all__ = ["CropConfig", "PairedFolder", "SyntheticPairs", "augment", "random_crop"]
 
@@ -90,6 +93,10 @@ class SyntheticPairs(Dataset):
         samples: int,
         seed: int,
         channel_order: str = "BGR",
+        procedural: Sequence[np.ndarray] = (),
+        procedural_fraction: float = 0.0,
+        balanced: bool = False,
+        offset: int = 0,
     ) -> None:
         if not images:
             raise InputError("SyntheticPairs: no clean images given")
@@ -103,6 +110,14 @@ class SyntheticPairs(Dataset):
         self.samples = int(samples)
         self.seed = int(seed)
         self.channel_order = _check_order(channel_order)
+        self.procedural = [check_frame(img, f"procedural image {k}") for k, img in enumerate(procedural)]
+        if not 0.0 <= procedural_fraction <= 1.0 or (procedural_fraction > 0 and not self.procedural):
+            raise InputError(f"SyntheticPairs: procedural_fraction {procedural_fraction} needs a procedural pool and [0, 1]")
+        self.procedural_fraction = float(procedural_fraction)
+        self.balanced = bool(balanced)
+        if offset < 0:
+            raise InputError(f"SyntheticPairs: offset must be non-negative, got {offset}")
+        self.offset = int(offset)
 
     def __len__(self) -> int:
         return self.samples
@@ -110,9 +125,16 @@ class SyntheticPairs(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         if not 0 <= index < self.samples:
             raise IndexError(f"SyntheticPairs index {index} out of range [0, {self.samples})")
-        rng = np.random.default_rng([self.seed, int(index)])
-        image = self.images[int(rng.integers(len(self.images)))]
-        name = self.degradations[int(rng.integers(len(self.degradations)))]
+        global_index = self.offset + int(index)
+        rng = np.random.default_rng([self.seed, global_index])
+        pool = self.images
+        if self.procedural_fraction and rng.random() < self.procedural_fraction:
+            pool = self.procedural
+        image = pool[int(rng.integers(len(pool)))]
+        if self.balanced:
+            name = self.degradations[global_index % len(self.degradations)]
+        else:
+            name = self.degradations[int(rng.integers(len(self.degradations)))]
         clean = to_float(np.ascontiguousarray(augment(random_crop(image, self.crop.size, rng), self.crop, rng)))
         degraded = degrade(clean, name, rng)
         return {

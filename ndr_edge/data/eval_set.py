@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..degradations import degrade, parse_names
-from ..errors import InputError
-from ..frames import check_frame, to_float
+from ndr_edge.degradations import degrade, parse_names
+from ndr_edge.errors import InputError
+from ndr_edge.frames import check_frame, to_float
 
 
 @dataclass(frozen=True, eq=False)

@@ -28,9 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
-from ..frames import to_float
-from ..imageio import list_images, read_image
+from ndr_edge.errors import InputError
+from ndr_edge.frames import to_float
+from ndr_edge.imageio import list_images, read_image
 
 PAIR_LAYOUTS: tuple[str, ...] = ("rain100l", "sots", "pairs")
 LAYOUTS: tuple[str, ...] = ("auto", *PAIR_LAYOUTS)

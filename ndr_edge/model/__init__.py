@@ -1,8 +1,8 @@
 """NDR-Restore: the restoration network, NDR/DQ/DI and NDR-Degrad, and the family's presets."""
 
-from .config import PRESETS, ConfigError, NDRConfig, get_preset, preset_name
-from .ndr_restore import NDRRestore
-from .restoration import RestorationNet, RestorationOnly
+from ndr_edge.model.config import PRESETS, ConfigError, NDRConfig, get_preset, preset_name
+from ndr_edge.model.ndr_restore import NDRRestore
+from ndr_edge.model.restoration import RestorationNet, RestorationOnly
 
 __all__ = [
     "PRESETS",

@@ -11,9 +11,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from ndr_edge.errors import ConfigError
 
-class ConfigError(ValueError):
-    """A configuration that cannot describe an NDR-Restore network."""
+__all__ = ["PRESETS", "ConfigError", "NDRConfig", "Preset", "get_preset", "preset_name"]
+
 
 
 @dataclass(frozen=True)

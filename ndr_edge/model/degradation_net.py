@@ -7,9 +7,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .blocks import Downsample, Upsample
-from .config import NDRConfig
-from .ndr import DegradationInjection
+from ndr_edge.model.blocks import Downsample, Upsample
+from ndr_edge.model.config import NDRConfig
+from ndr_edge.model.ndr import DegradationInjection
 
 
 class ResBlock(nn.Module):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .config import NDRConfig
-from .degradation_net import DegradationNet
-from .restoration import RestorationNet
+from ndr_edge.model.config import NDRConfig
+from ndr_edge.model.degradation_net import DegradationNet
+from ndr_edge.model.restoration import RestorationNet
 
 
 class NDRRestore(nn.Module):

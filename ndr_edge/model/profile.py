@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from .config import PRESETS, NDRConfig
-from .ndr_restore import NDRRestore
+from ndr_edge.model.config import PRESETS, NDRConfig
+from ndr_edge.model.ndr_restore import NDRRestore
 
 
 @dataclass(frozen=True)

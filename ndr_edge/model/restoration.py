@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .blocks import Downsample, TransformerBlock, Upsample
-from .config import NDRConfig
-from .ndr import ResConnect
+from ndr_edge.model.blocks import Downsample, TransformerBlock, Upsample
+from ndr_edge.model.config import NDRConfig
+from ndr_edge.model.ndr import ResConnect
 
 
 def _blocks(count: int, channels: int, heads: int, config: NDRConfig) -> list[nn.Module]:

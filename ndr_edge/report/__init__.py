@@ -12,8 +12,8 @@ Importing this package does not import torch, ONNX Runtime or TensorRT.
 
 from __future__ import annotations
 
-from .config import ReportConfig, parse_batches, parse_size
-from .pipeline import ACCURACY_PNG, REPORT_JSON, REPORT_MD, SAMPLES_PNG, run_report, write_report
+from ndr_edge.report.config import ReportConfig, parse_batches, parse_size
+from ndr_edge.report.pipeline import ACCURACY_PNG, REPORT_JSON, REPORT_MD, SAMPLES_PNG, run_report, write_report
 
 __all__ = [
     "ACCURACY_PNG",

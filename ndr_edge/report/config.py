@@ -7,8 +7,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..degradations import EVAL_NAMES, parse_names
-from ..errors import InputError
+from ndr_edge.degradations import EVAL_NAMES, parse_names
+from ndr_edge.errors import InputError
 
 #: ``--layout``: ``clean`` synthesises the degradations on clean images; the others read real pairs.
 LAYOUTS: tuple[str, ...] = ("clean", "auto", "rain100l", "sots", "pairs")

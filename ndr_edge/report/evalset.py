@@ -6,9 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..data import EvalSample, centre_crop, find_pairs, load_clean_folder, load_pair, synthetic_eval_set
-from ..imageio import demo_images
-from .config import ReportConfig
+from ndr_edge.data import EvalSample, centre_crop, find_pairs, load_clean_folder, load_pair, synthetic_eval_set
+from ndr_edge.imageio import demo_images
+from ndr_edge.report.config import ReportConfig
 
 
 @dataclass

@@ -14,13 +14,10 @@ from typing import Any
 
 from tqdm import tqdm
 
-from .config import ReportConfig
-from .plan import VariantPlan
-from .worker import PROGRESS_PREFIX
-
-
-class LatencyError(RuntimeError):
-    """The worker could not measure the variant; the message is the reason."""
+from ndr_edge.errors import LatencyError
+from ndr_edge.report.config import ReportConfig
+from ndr_edge.report.plan import VariantPlan
+from ndr_edge.report.worker import PROGRESS_PREFIX
 
 
 def worker_spec(plan: VariantPlan, config: ReportConfig) -> dict[str, Any]:

@@ -59,7 +59,7 @@ def ort_providers() -> list[str]:
 
 
 def machine_info(device: int = 0) -> dict[str, Any]:
-    from ..runtime.tensorrt_backend import tensorrt_unavailable_reason
+    from ndr_edge.runtime.tensorrt_env import tensorrt_unavailable_reason
 
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
     trt_reason = tensorrt_unavailable_reason(device)

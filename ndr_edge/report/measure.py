@@ -9,7 +9,6 @@ pixels of all samples, and the largest absolute difference.
 
 from __future__ import annotations
 
-import math
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -17,10 +16,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..data import EvalSample
-from ..evaluate import evaluate
-from ..frames import reorder
-from .runners import BatchFn, OpenedVariant
+from ndr_edge.data import EvalSample
+from ndr_edge.evaluate import evaluate
+from ndr_edge.frames import reorder
+from ndr_edge.metrics import psnr_from_mse
+from ndr_edge.report.runners import BatchFn, unit_range_run
+from ndr_edge.runtime.backend import Backend
 
 
 @dataclass
@@ -42,17 +43,12 @@ class Fidelity:
         acc[0] += squared
         acc[1] += diff.size
 
-    @staticmethod
-    def _psnr(squared: float, count: float) -> float:
-        mse = squared / max(count, 1)
-        return math.inf if mse == 0.0 else 10.0 * math.log10(1.0 / mse)
-
     @property
     def psnr_db(self) -> float:
-        return self._psnr(self.squared, self.count)
+        return psnr_from_mse(self.squared / max(self.count, 1))
 
     def psnr_by_degradation(self) -> dict[str, float]:
-        return {name: self._psnr(sq, n) for name, (sq, n) in self.per_degradation.items()}
+        return {name: psnr_from_mse(sq / max(n, 1)) for name, (sq, n) in self.per_degradation.items()}
 
 
 @dataclass
@@ -105,13 +101,14 @@ def shown_samples(samples: Sequence[EvalSample]) -> list[int]:
     return list(first.values())
 
 
-def measure_quality(variant: OpenedVariant, samples: Sequence[EvalSample], reference: list[np.ndarray] | None,
+def measure_quality(variant: Backend, samples: Sequence[EvalSample], reference: list[np.ndarray] | None,
                     keep_outputs: bool = False, progress: bool = False) -> QualityResult:
     """Score ``variant`` on ``samples``; compare with ``reference`` outputs when given."""
-    recorder = _Recording(variant.run, samples, variant.channel_order, reference, set(shown_samples(samples)),
+    order = variant.meta.channel_order
+    recorder = _Recording(unit_range_run(variant), samples, order, reference, set(shown_samples(samples)),
                           keep_outputs)
     start = time.perf_counter()
-    result = evaluate(recorder, samples, variant.channel_order, progress=progress, total=len(samples))
+    result = evaluate(recorder, samples, order, progress=progress, total=len(samples))
     seconds = time.perf_counter() - start
     scores = result.scores
     return QualityResult(

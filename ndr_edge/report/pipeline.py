@@ -11,25 +11,26 @@ last, so a failed run leaves no partial file behind.
 
 from __future__ import annotations
 
-import math
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
-from ..artifact import Manifest, atomic_write_bytes, atomic_write_json
-from ..errors import InputError
-from .config import ReportConfig
-from .evalset import EvalSet, build_eval_set
-from .latency import LatencyError, measure_latency
-from .machine import machine_info, versions
-from .measure import QualityResult, measure_quality, shown_samples
-from .plan import VariantPlan, plan_variants
-from .runners import open_variant
+from ndr_edge.artifact import Manifest, atomic_write_bytes, atomic_write_json
+from ndr_edge.errors import InputError, NDREdgeError
+from ndr_edge.metrics import json_float
+from ndr_edge.report.config import ReportConfig
+from ndr_edge.report.evalset import EvalSet, build_eval_set
+from ndr_edge.report.latency import LatencyError, measure_latency
+from ndr_edge.report.machine import machine_info, versions
+from ndr_edge.report.measure import measure_quality, shown_samples
+from ndr_edge.report.plan import plan_variants
+from ndr_edge.report.results import VariantResult, best_per_degradation
+from ndr_edge.report.runners import open_variant
+from ndr_edge.report.worker import error_line
 
 REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
@@ -38,123 +39,9 @@ SAMPLES_PNG = "samples.png"
 REPORT_SCHEMA = 1
 
 
-def _number(value: float | None, digits: int = 4) -> float | str | None:
-    """JSON has no infinity: identical outputs say so in words (as the export manifest does)."""
-    if value is None:
-        return None
-    if math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    return round(float(value), digits)
-
-
-@dataclass
-class VariantResult:
-    plan: VariantPlan
-    status: str = "pending"  # ok | failed | skipped
-    reason: str = ""
-    quality: QualityResult | None = None
-    latency: dict[str, Any] | None = None
-    is_reference: bool = False
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def name(self) -> str:
-        return self.plan.name
-
-    def primary_latency(self, config: ReportConfig) -> dict[str, Any] | None:
-        """The entry at the first size and the smallest batch, if it was measured."""
-        if not self.latency:
-            return None
-        (h, w), batch = config.primary
-        for entry in self.latency["entries"]:
-            if entry["size"] == f"{h}x{w}" and entry["batch"] == batch and "error" not in entry:
-                return dict(entry)
-        return None
-
-    def latency_ms(self, config: ReportConfig) -> float | None:
-        entry = self.primary_latency(config)
-        return float(entry["per_frame_median_ms"]) if entry else None
-
-    def to_dict(self, config: ReportConfig, reference: VariantResult | None, export_dir: Path) -> dict[str, Any]:
-        plan, quality = self.plan, self.quality
-        primary = self.primary_latency(config)
-        entries = self.latency["entries"] if self.latency else []
-        first_size = f"{config.sizes[0][0]}x{config.sizes[0][1]}"
-        fps = [e["fps"] for e in entries if "error" not in e and e["size"] == first_size]
-        path: str | None = None
-        if plan.path is not None:
-            try:
-                path = str(plan.path.resolve().relative_to(export_dir.resolve()))
-            except ValueError:
-                path = str(plan.path)
-        data: dict[str, Any] = {
-            "name": plan.name, "backend": plan.backend, "precision": plan.precision, "format": plan.format,
-            "status": self.status, "reason": self.reason or None, "reference": self.is_reference,
-            "path": path, "sha256": plan.sha256 or None, "size_bytes": plan.size_bytes,
-            "latency_ms": {"median": _number(primary["per_frame_median_ms"]), "p90": _number(primary["per_frame_p90_ms"]),
-                           "size": primary["size"], "batch": primary["batch"]} if primary else None,
-            "throughput_fps": _number(max(fps)) if fps else None,
-            "psnr": {k: _number(v) for k, v in quality.psnr.items()} if quality else {},
-            "ssim": {k: _number(v, 5) for k, v in quality.ssim.items()} if quality else {},
-            "psnr_loss_db": {}, "ssim_loss": {},
-            "fidelity_psnr_db": None, "fidelity_max_abs": None, "fidelity_psnr_db_by_degradation": {},
-            "peak_memory_mb": self.latency["memory"]["model_peak_mb"] if self.latency else None,
-            "memory": self.latency["memory"] if self.latency else None,
-            "gpu_memory_mb": self.latency.get("gpu_memory_mb") if self.latency else None,
-            "latency": [{k: _number(v) if isinstance(v, float) else v for k, v in e.items()} for e in entries],
-            "describe": self.latency.get("describe") if self.latency else None,
-            "eval_seconds": round(quality.seconds, 2) if quality else None,
-            "notes": self.notes,
-        }
-        if quality is not None and reference is not None and reference.quality is not None and not self.is_reference:
-            ref = reference.quality
-            data["psnr_loss_db"] = {k: _number(ref.psnr[k] - v) for k, v in quality.psnr.items() if k in ref.psnr}
-            data["ssim_loss"] = {k: _number(ref.ssim[k] - v, 5) for k, v in quality.ssim.items() if k in ref.ssim}
-        if quality is not None and quality.fidelity is not None:
-            data["fidelity_psnr_db"] = _number(quality.fidelity.psnr_db)
-            data["fidelity_max_abs"] = _number(quality.fidelity.max_abs, 7)
-            data["fidelity_psnr_db_by_degradation"] = {
-                k: _number(v) for k, v in quality.fidelity.psnr_by_degradation().items()}
-        return data
-
-
-def best_per_degradation(results: list[VariantResult], degradations: list[str], config: ReportConfig
-                         ) -> dict[str, dict[str, Any]]:
-    """For each degradation the artifact with the highest PSNR (compared to 0.01 dB; ties go to
-    the faster) among those measured whose per-frame latency fits the budget. The PyTorch
-    checkpoint is the reference, not an artifact: it is never picked."""
-    best: dict[str, dict[str, Any]] = {}
-    for degradation in degradations:
-        candidates = []
-        for result in results:
-            if result.status != "ok" or result.plan.is_reference or result.quality is None:
-                continue
-            if degradation not in result.quality.psnr:
-                continue
-            latency = result.latency_ms(config)
-            if config.budget_ms is not None and (latency is None or latency > config.budget_ms):
-                continue
-            candidates.append((round(result.quality.psnr[degradation], 2), -(latency if latency is not None else math.inf),
-                               result))
-        if not candidates:
-            why = (f"no artifact within {config.budget_ms:g} ms per frame" if config.budget_ms is not None
-                   else "no artifact was measured")
-            best[degradation] = {"variant": None, "reason": why}
-            continue
-        _, _, winner = max(candidates, key=lambda c: (c[0], c[1]))
-        assert winner.quality is not None
-        best[degradation] = {"variant": winner.name, "psnr": _number(winner.quality.psnr[degradation]),
-                             "latency_ms": _number(winner.latency_ms(config))}
-    return best
-
-
 def _reason(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    from ..errors import NDREdgeError
-
-    if isinstance(exc, NDREdgeError):
-        return text
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    """The first line of our own errors; others say their type too."""
+    return str(exc).strip().partition("\n")[0] if isinstance(exc, NDREdgeError) else error_line(exc)
 
 
 class ReportRun:
@@ -253,8 +140,8 @@ class ReportRun:
                             "(Gaussian 11x11, sigma 1.5) on all RGB channels on [0, 1] after clipping; mean per degradation",
                 "fidelity": "each variant's restored images against the reference's on the same samples, unclipped: "
                             "PSNR over all pixels of all samples, and the largest absolute difference",
-                "input_psnr": {k: _number(v) for k, v in first.input_psnr.items()} if first else {},
-                "input_ssim": {k: _number(v, 5) for k, v in first.input_ssim.items()} if first else {},
+                "input_psnr": {k: json_float(v, 4) for k, v in first.input_psnr.items()} if first else {},
+                "input_ssim": {k: json_float(v, 5) for k, v in first.input_ssim.items()} if first else {},
                 "images_per_degradation": first.images if first else {},
             },
             "latency_method": {
@@ -279,8 +166,8 @@ class ReportRun:
         }
 
     def run(self) -> Path:
-        from .plot import accuracy_latency_png, samples_png
-        from .render import render_markdown
+        from ndr_edge.report.plot import accuracy_latency_png, samples_png
+        from ndr_edge.report.render import render_markdown
 
         self.started = time.perf_counter()
         self.machine = machine_info(self.config.device)

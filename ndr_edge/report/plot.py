@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..data import EvalSample, centre_crop
-from ..metrics import psnr
+from ndr_edge.data import EvalSample, centre_crop
+from ndr_edge.metrics import psnr
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from .pipeline import VariantResult
+    from ndr_edge.report.results import VariantResult
 
 MARKERS = ("o", "s", "^", "v", "D", "P", "X", "*", "<", ">", "h", "p")
 

@@ -80,9 +80,11 @@ def _import_backend_library(backend: str) -> None:
     if backend == "pytorch":
         import torch  # noqa: F401
 
-        from .. import checkpoint  # noqa: F401
+        from ndr_edge import checkpoint  # noqa: F401
     elif backend == "onnxruntime":
         import onnxruntime  # noqa: F401
+    elif backend == "openvino":
+        import openvino  # noqa: F401
     elif backend == "tensorrt":
         import pycuda.driver  # noqa: F401
         import tensorrt  # noqa: F401
@@ -133,8 +135,8 @@ def time_runs(run: Any, shape: tuple[int, int, int, int], warmup: int, repeats: 
 
 
 def measure(spec: dict[str, Any]) -> dict[str, Any]:
-    from .plan import VariantPlan
-    from .runners import open_variant
+    from ndr_edge.report.plan import VariantPlan
+    from ndr_edge.report.runners import backend_info, open_variant, unit_range_run
 
     plan_fields = dict(spec["plan"])
     plan_fields["path"] = Path(plan_fields["path"]) if plan_fields.get("path") else None
@@ -160,14 +162,14 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
         for h, w in sizes:
             for n in batches:
                 try:
-                    entries.append(time_runs(opened.run, (n, 3, h, w), warmup, repeats, int(spec.get("seed", 0)), tick))
+                    entries.append(time_runs(unit_range_run(opened), (n, 3, h, w), warmup, repeats, int(spec.get("seed", 0)), tick))
                 except Exception as exc:  # noqa: BLE001 - one shape outside an engine profile must not lose the others
                     done += warmup + repeats
-                    entries.append({"size": f"{h}x{w}", "batch": n, "error": _reason(exc)})
-        result: dict[str, Any] = {"entries": entries, "memory": memory.result(), "describe": opened.describe,
-                                  "info": opened.info}
+                    entries.append({"size": f"{h}x{w}", "batch": n, "error": error_line(exc)})
+        result: dict[str, Any] = {"entries": entries, "memory": memory.result(), "describe": opened.describe(),
+                                  "info": backend_info(opened)}
         if gpu_before is not None:
-            gpu_after = _gpu_free_bytes(device, opened.handle)
+            gpu_after = _gpu_free_bytes(device, opened)
             if gpu_after is not None:
                 result["gpu_memory_mb"] = round((gpu_before - gpu_after) / MB, 1)
         return result
@@ -175,7 +177,8 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
         opened.close()
 
 
-def _reason(exc: BaseException) -> str:
+def error_line(exc: BaseException) -> str:
+    """``Type: first line of the message`` (``Type`` alone for an empty message)."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
@@ -185,10 +188,10 @@ def main() -> int:
         spec = json.loads(sys.stdin.read())
         result = measure(spec)
     except Exception as exc:  # noqa: BLE001 - reported to the parent as this variant's failure
-        from ..errors import NDREdgeError
+        from ndr_edge.errors import NDREdgeError
 
         traceback_text = "" if isinstance(exc, NDREdgeError) else traceback.format_exc(limit=3)
-        print(json.dumps({"error": str(exc) if isinstance(exc, NDREdgeError) else _reason(exc),
+        print(json.dumps({"error": str(exc) if isinstance(exc, NDREdgeError) else error_line(exc),
                           "traceback": traceback_text}), flush=True)
         return 1
     print(json.dumps(result), flush=True)

@@ -1,6 +1,6 @@
 """Bidirectional training of NDR-Restore (``ndr-train``)."""
 
-from .config import SCHEDULES, TrainConfig
-from .loop import Trainer
+from ndr_edge.train.config import SCHEDULES, TrainConfig
+from ndr_edge.train.loop import Trainer
 
 __all__ = ["SCHEDULES", "TrainConfig", "Trainer"]

@@ -6,7 +6,7 @@ import os
 import random
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -17,14 +17,26 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
-from ..checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
-from ..data import CropConfig, SyntheticPairs, load_clean_folder, synthetic_eval_set
-from ..degradations import parse_names
-from ..errors import InputError
-from ..evaluate import EvalResult, evaluate, torch_runner
-from ..imageio import demo_images
-from ..model import NDRRestore, get_preset
-from .config import TrainConfig
+from ndr_edge.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
+from ndr_edge.cpu import cpu_features
+from ndr_edge.data import CropConfig, SyntheticPairs, load_clean_folder, synthetic_eval_set
+from ndr_edge.data.procedural import dead_leaves_set
+from ndr_edge.degradations import parse_names
+from ndr_edge.errors import CheckpointError, InputError
+from ndr_edge.evaluate import EvalResult, evaluate, torch_runner
+from ndr_edge.imageio import demo_images
+from ndr_edge.model import NDRRestore, get_preset, preset_name
+from ndr_edge.train.config import TrainConfig
+
+DEFAULT_PRESET = "ndr-edge-xs"
+#: The ``relative`` loss divides by max(input L1 error, this). Without a floor (1e-3 was
+#: tried) nearly clean crops (noise sigma 1, L1 error 0.003) weigh 100x more than the rest,
+#: and the network stays at the identity: 500 steps, every gain within 0.03 dB of zero.
+RELATIVE_FLOOR = 0.02
+#: Seeds of the dead-leaves pools: training draws from one, validation from another, so no
+#: validation image is ever a training image.
+PROCEDURAL_TRAIN_SEED = 1000
+PROCEDURAL_VAL_SEED = 2000
 
 
 @dataclass
@@ -56,6 +68,25 @@ def _optim_path(checkpoint: Path) -> Path:
     return checkpoint.with_name(checkpoint.name + ".optim.pt")
 
 
+def resolve_precision(precision: str, device: str = "cpu") -> str:
+    """``auto`` -> ``bf16`` on CUDA or a CPU with native bf16, else ``fp32``."""
+    if precision != "auto":
+        return precision
+    return "bf16" if device == "cuda" or cpu_features().bf16 else "fp32"
+
+
+def restoration_loss(kind: str, restored: torch.Tensor, gt: torch.Tensor, lq: torch.Tensor) -> torch.Tensor:
+    """The restoration loss ``kind`` (``TrainConfig.loss``) of a batch; see ``LOSSES``."""
+    if kind == "l1":
+        return F.l1_loss(restored, gt)
+    if kind == "relative":
+        err = (restored - gt).abs().flatten(1).mean(1)
+        base = (lq - gt).abs().flatten(1).mean(1).detach()
+        return (err / base.clamp(min=RELATIVE_FLOOR)).mean()
+    mse = (restored - gt).square().flatten(1).mean(1)
+    return (10.0 * torch.log10(mse + 1e-8)).mean()
+
+
 class Trainer:
     def __init__(self, config: TrainConfig, command: str | None = None) -> None:
         self.cfg = config
@@ -67,26 +98,55 @@ class Trainer:
         self.degradations = list(parse_names(config.degradations))
         self.val_degradations = list(parse_names(config.val_degradations))
         self.images = self._train_images()
+        self.procedural = (
+            [img for _, img in dead_leaves_set(config.procedural_images, 256, PROCEDURAL_TRAIN_SEED)]
+            if config.procedural > 0 else []
+        )
         self.step = 0
+        self.history: list[dict[str, float]] = []
+        self.running: dict[str, float] = {}  # exponentially smoothed losses (the progress bar's)
+        self.val_history: list[dict[str, float]] = []
+        self.commands: list[str] = []
         self.model = self._build_model()
+        self.commands.append(self.command)
+        self.device = torch.device(config.device if config.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+        if self.device.type == "cuda" and self.dist.world > 1:
+            self.device = torch.device("cuda", self.dist.rank % torch.cuda.device_count())
+        self.precision = resolve_precision(config.precision, self.device.type)
+        self.model = self.model.to(self.device)
+        if config.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
         self.net: nn.Module = self.model
         if self.dist.world > 1:
             self.net = nn.parallel.DistributedDataParallel(self.model, find_unused_parameters=config.schedule != "joint")
+        self.forward: nn.Module = torch.compile(self.net) if config.compile else self.net  # type: ignore[assignment]
         self.optimizers = self._build_optimizers()
         self._restore_optimizer_state()
-        self.history: list[dict[str, float]] = []
         self.last_eval: EvalResult | None = None
+        if config.resume and self.dist.main:
+            print(f"resumed {config.resume} at step {self.step}", file=sys.stderr)
 
     # -- construction -----------------------------------------------------------------
     def _build_model(self) -> NDRRestore:
         if self.cfg.resume:
             loaded = load_checkpoint(self.cfg.resume, with_degradation_net=True)
+            # the tensors fix every field but the parameter-free global residual
+            if self.cfg.preset and replace(get_preset(self.cfg.preset), global_residual=False) != replace(
+                    loaded.config, global_residual=False):
+                raise InputError(
+                    f"{loaded.path}: a {loaded.preset or 'custom'} checkpoint cannot resume as --preset "
+                    f"{self.cfg.preset}; drop --preset (the checkpoint fixes the model) or start a new run"
+                )
             self.step = int(loaded.meta.get("step", 0))
-            if self.dist.main:
-                print(f"resumed {loaded.kind} checkpoint {loaded.path} at step {self.step}", file=sys.stderr)
+            training = loaded.meta.get("training") or {}
+            self.commands = list(training.get("commands") or ([training["command"]] if "command" in training else []))
+            metrics = loaded.meta.get("metrics") or {}
+            self.history = list(metrics.get("loss_history") or [])
+            self.running = {k: v for k, v in (metrics.get("last_losses") or {}).items() if k != "step"}
+            self.val_history = list(metrics.get("val_history") or [])
             model = loaded.model
         else:
-            model = NDRRestore(get_preset(self.cfg.preset), with_degradation_net=True)
+            model = NDRRestore(get_preset(self.cfg.preset or DEFAULT_PRESET), with_degradation_net=True)
         return model.train()
 
     def _build_optimizers(self) -> list[torch.optim.Optimizer]:
@@ -101,15 +161,29 @@ class Trainer:
         ]
 
     def _restore_optimizer_state(self) -> None:
+        """Load the optimiser state saved beside the resumed checkpoint. A checkpoint without
+        one (the authors' files, a bundled model) starts fresh moments; one that is corrupt,
+        of another schedule or of another step is refused, naming the file."""
         if not self.cfg.resume:
             return
         path = _optim_path(Path(self.cfg.resume))
         if not path.is_file():
             return
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        if len(state["optimizers"]) == len(self.optimizers):
-            for opt, s in zip(self.optimizers, state["optimizers"]):
+        fix = f"delete {path} to resume with fresh optimiser moments"
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            saved = state["optimizers"]
+        except Exception as exc:
+            raise CheckpointError(f"{path}: unreadable optimiser state ({str(exc)[:120]}); {fix}") from exc
+        if len(saved) != len(self.optimizers):
+            raise CheckpointError(f"{path}: optimiser state of another schedule ({len(saved)} optimisers); {fix}")
+        if int(state.get("step", self.step)) != self.step:
+            raise CheckpointError(f"{path}: optimiser state of step {state.get('step')}, checkpoint of step {self.step}; {fix}")
+        try:
+            for opt, s in zip(self.optimizers, saved):
                 opt.load_state_dict(s)
+        except (ValueError, KeyError, RuntimeError) as exc:
+            raise CheckpointError(f"{path}: optimiser state does not fit this model ({str(exc)[:120]}); {fix}") from exc
 
     def _train_images(self) -> list[np.ndarray]:
         if self.cfg.data:
@@ -123,22 +197,31 @@ class Trainer:
     def _loader(self) -> DataLoader:
         cfg = self.cfg
         remaining = max(cfg.steps - self.step, 0)
-        samples = remaining * cfg.batch * self.dist.world
+        per_step = cfg.batch * self.dist.world
         dataset = SyntheticPairs(
             self.images,
             self.degradations,
             CropConfig(size=cfg.crop),
-            samples=max(samples, 1),
-            seed=cfg.seed + self.step,  # a resumed run continues with fresh samples
+            samples=max(remaining * per_step, 1),
+            seed=cfg.seed,
             channel_order=cfg.channel_order,
+            procedural=self.procedural,
+            procedural_fraction=cfg.procedural,
+            balanced=cfg.balanced,
+            offset=self.step * per_step,  # a resumed run continues the same stream
         )
         sampler = DistributedSampler(dataset, shuffle=False) if self.dist.world > 1 else None
         return DataLoader(dataset, batch_size=cfg.batch, sampler=sampler, num_workers=cfg.workers, drop_last=True)
 
     # -- one step ---------------------------------------------------------------------
     def _losses(self, lq: torch.Tensor, gt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        restored, fake_lq = self.net(lq, gt)
-        return F.l1_loss(restored, gt), F.l1_loss(fake_lq, lq)
+        lq, gt = lq.to(self.device, non_blocking=True), gt.to(self.device, non_blocking=True)
+        if self.cfg.channels_last:
+            lq, gt = lq.contiguous(memory_format=torch.channels_last), gt.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+            restored, fake_lq = self.forward(lq, gt)
+        restored, fake_lq = restored.float(), fake_lq.float()
+        return restoration_loss(self.cfg.loss, restored, gt, lq), F.l1_loss(fake_lq, lq)
 
     def learning_rate(self) -> float:
         """Multi-step decay: ``lr * gamma ** (milestones passed)``, a function of the global step."""
@@ -172,11 +255,14 @@ class Trainer:
 
     # -- validation and saving --------------------------------------------------------
     def validate(self, progress: bool = False) -> EvalResult:
-        samples = synthetic_eval_set(demo_images("heldout"), self.val_degradations, seed=1234, max_side=128)
+        """Held-out photos and held-out dead-leaves images, 128 px, every validation degradation."""
+        images = demo_images("heldout") + dead_leaves_set(2, 128, PROCEDURAL_VAL_SEED)
+        samples = synthetic_eval_set(images, self.val_degradations, seed=1234, max_side=128)
         self.model.eval()
-        result = evaluate(torch_runner(self.model.restoration_net), samples, self.cfg.channel_order, progress=progress)
+        result = evaluate(torch_runner(self.model.restoration_net, device=self.device), samples, self.cfg.channel_order, progress=progress)
         self.model.train()
         self.last_eval = result
+        self.val_history.append({"step": self.step, **{k: round(v.gain_db, 3) for k, v in result.scores.items()}})
         return result
 
     def save(self, path: str | Path | None = None) -> Path:
@@ -185,10 +271,13 @@ class Trainer:
         metrics["val_gain_db"] = (
             {k: round(v.gain_db, 3) for k, v in self.last_eval.scores.items()} if self.last_eval else {}
         )
-        if self.history:
-            metrics["last_losses"] = self.history[-1]
+        if self.running:
+            metrics["last_losses"] = {"step": self.step, **self.running}  # restore and degrad (NDR-Degrad), smoothed
+        metrics["loss_history"] = self.history
+        metrics["val_history"] = self.val_history
+        data = self.cfg.data or "demo:train (scikit-image bundled photos)"
         meta = CheckpointMeta(
-            preset=self.cfg.preset if not self.cfg.resume else None,
+            preset=preset_name(self.model.config),
             config={},
             channel_order=self.cfg.channel_order,
             degradations=self.degradations,
@@ -196,35 +285,43 @@ class Trainer:
             metrics=metrics,
             training={
                 "command": self.command,
+                "commands": self.commands,  # the whole chain: first run, then each --resume
                 "seed": self.cfg.seed,
-                "data": self.cfg.data or "demo:train (scikit-image bundled photos)",
+                "data": data if not self.cfg.procedural else f"{data} + {self.cfg.procedural:.0%} dead leaves",
                 "schedule": self.cfg.schedule,
+                "precision": self.precision,
                 "config": self.cfg.to_dict(),
             },
         )
-        from ..model import preset_name
-
-        meta.preset = preset_name(self.model.config)
-        save_checkpoint(target, self.model, meta)
-        optim = {"optimizers": [o.state_dict() for o in self.optimizers]}
+        # optimiser first (temp file), then the checkpoint, then the optimiser into place: a kill
+        # at any point leaves the last good pair, or a pair whose step mismatch resume reports
+        optim = {"step": self.step, "optimizers": [o.state_dict() for o in self.optimizers]}
+        target.parent.mkdir(parents=True, exist_ok=True)
         tmp = _optim_path(target).with_suffix(".tmp")
         torch.save(optim, tmp)
+        try:
+            save_checkpoint(target, self.model, meta)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         os.replace(tmp, _optim_path(target))
         return target
 
     # -- the loop -----------------------------------------------------------------------
-    def fit(self, progress: bool = True) -> Path | None:
+    def fit(self, progress: bool = True, until: int | None = None) -> Path | None:
+        """Train to ``cfg.steps`` (or stop at step ``until`` of that schedule, to resume later)."""
         cfg = self.cfg
+        stop = min(cfg.steps, until) if until else cfg.steps
         show = progress and self.dist.main
         loader = self._loader()
-        bar = tqdm(total=cfg.steps, initial=self.step, desc="train", unit="step", disable=not show, dynamic_ncols=True)
+        bar = tqdm(total=stop, initial=self.step, desc="train", unit="step", disable=not show, dynamic_ncols=True)
         started = time.time()
-        running: dict[str, float] = {}
+        running = self.running
         for batch in loader:
-            if self.step >= cfg.steps:
+            if self.step >= stop:
                 break
             losses = self.train_step(batch["lq"], batch["gt"])
-            running = {k: 0.9 * running.get(k, v) + 0.1 * v for k, v in losses.items()}
+            running = self.running = {k: 0.9 * running.get(k, v) + 0.1 * v for k, v in losses.items()}
             bar.update(1)
             bar.set_postfix({k: f"{v:.4f}" for k, v in running.items()}, refresh=False)
             if self.step % 50 == 0:

@@ -58,10 +58,10 @@ def test_quantize_command(micro_onnx: Path, calib_dir: Path, tmp_path: Path) -> 
                   "--threads", "1", "--json", str(tmp_path / "int8.json"), "--quiet")
     assert result.exit_code == 0, result.output + result.stderr
     assert out.is_file() and (tmp_path / "int8.json").is_file()
-    assert "noise25" in result.output and "by --float-depthwise; 0 layer groups for quality" in result.output
+    assert "noise25" in result.output and "by --float-depthwise/--float-act-matmul; 0 layer groups for quality" in result.output
     assert "kept in float: 0 nodes" not in result.output  # the micro model has depthwise convolutions
     every = _run("quantize", str(micro_onnx), "-o", str(out), "--set", str(calib_dir), "--method", "minmax",
-                 "--budget", "none", "--quantize-depthwise", "--degradations", "noise25", "--eval-max-side", "32",
+                 "--budget", "none", "--quantize-depthwise", "--quantize-act-matmul", "--degradations", "noise25", "--eval-max-side", "32",
                  "--latency-size", "0", "--threads", "1", "--quiet")
     assert every.exit_code == 0 and "kept in float: 0 nodes" in every.output, every.output + every.stderr
     typo = _run("quantize", str(micro_onnx), "-o", str(tmp_path / "y.onnx"), "--set", str(calib_dir),

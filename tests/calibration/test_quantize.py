@@ -14,7 +14,7 @@ from onnx import numpy_helper
 
 from ndr_edge.artifact import ArtifactMeta
 from ndr_edge.calibration import CalibrationSet, Quantizer, QuantSettings, quantize_int8
-from ndr_edge.calibration.evaluate import cpu_session
+from ndr_edge.calibration.evaluate import open_cpu
 from ndr_edge.errors import InputError
 
 from .conftest import CROP, export_micro
@@ -93,11 +93,26 @@ def test_int8_model_keeps_metadata_and_records_choices(full_int8: tuple[Path, An
     assert meta.precision == "int8" and meta.channel_order == source.channel_order == "BGR"
     assert meta.config == source.config
     record = json.loads(props["ndr_edge.quantization"])
-    depthwise = [n.name for n in onnx.load(str(out)).graph.node if _is_depthwise(n)]
-    assert record["method"] == "minmax" and record["excluded"] == depthwise and record["format"] == "QDQ"
+    graph = onnx.load(str(out)).graph
+    weights = {i.name for i in graph.initializer}
+    producers = {o: n for n in graph.node for o in n.output}
+
+    def act_matmul(n: onnx.NodeProto) -> bool:  # both inputs activations (the B input no weight, nor a weight's DQ)
+        if n.op_type != "MatMul":
+            return False
+        b = producers.get(n.input[1])
+        return n.input[1] not in weights and not (
+            b is not None and b.op_type == "DequantizeLinear" and b.input[0] in weights)
+
+    forced = [n.name for n in graph.node if _is_depthwise(n) or act_matmul(n)]
+    assert any(_is_depthwise(n) for n in graph.node) and any(act_matmul(n) for n in graph.node)
+    assert record["method"] == "minmax" and sorted(record["excluded"]) == sorted(forced) and record["format"] == "QDQ"
+    assert len(record["excluded"]) == len(set(record["excluded"]))
     assert record["op_types"] == ["Conv", "MatMul"] and record["float_depthwise"] is True
-    assert result.method == "minmax" and [e["node"] for e in result.excluded] == depthwise
-    assert all(e["reason"].startswith("settings: depthwise") for e in result.excluded)
+    assert record["float_act_matmul"] is True and record["reduce_range"] is True
+    assert result.method == "minmax" and [e["node"] for e in result.excluded] == record["excluded"]
+    assert all(e["reason"].startswith(("settings: depthwise", "settings: MatMul of two activations"))
+               for e in result.excluded)
     assert set(result.loss_db) == {"noise25", "rain"}
     assert set(result.latency["models"]) == {"fp32", "int8"} and result.latency["ratio"]["fp32"] == 1.0
     entry = result.manifest_entry()
@@ -108,14 +123,14 @@ def test_int8_model_keeps_metadata_and_records_choices(full_int8: tuple[Path, An
 def test_int8_model_runs_and_tracks_fp32(full_int8: tuple[Path, Any], micro_onnx: Path) -> None:
     out, _ = full_int8
     x = np.random.default_rng(0).random((1, 3, 40, 48), dtype=np.float32)  # another size: axes stay dynamic
-    ref = cpu_session(micro_onnx, 1).run(None, {"input": x})[0]
-    got = cpu_session(out, 1).run(None, {"input": x})[0]
+    ref = open_cpu(micro_onnx, 1).infer(x)
+    got = open_cpu(out, 1).infer(x)
     assert got.shape == ref.shape == (1, 3, 40, 48)
     assert np.abs(got - ref).max() < 0.2 * (np.abs(ref).max() + 1e-6) + 0.05
 
 
 def test_excluded_nodes_stay_float(micro_onnx: Path, calib_dir: Path, tmp_path: Path) -> None:
-    settings = QuantSettings(method="minmax", float_depthwise=False)
+    settings = QuantSettings(method="minmax", float_depthwise=False, float_act_matmul=False)
     quantizer = Quantizer(micro_onnx, CalibrationSet.open(calib_dir), settings, tmp_path / "w", progress=False)
     convs = [name for name, op in quantizer.quantizable_nodes() if op == "Conv"]
     keep = [convs[0], convs[len(convs) // 2], convs[-1]]
@@ -131,11 +146,10 @@ def test_excluded_nodes_stay_float(micro_onnx: Path, calib_dir: Path, tmp_path: 
 def strict_samples(micro_onnx: Path, eval_samples: list[Any]) -> list[Any]:
     """Random weights do not restore anything, so INT8 error may as well raise PSNR against the clean
     image. Score against the FP32 output plus independent noise instead: any INT8 error is then a loss."""
-    from ndr_edge.calibration.evaluate import session_runner
     from ndr_edge.data import EvalSample
     from ndr_edge.evaluate import restore_image
 
-    run = session_runner(cpu_session(micro_onnx, 1))
+    run = open_cpu(micro_onnx, 1).infer
     rng = np.random.default_rng(0)
     samples = []
     for s in eval_samples:
@@ -201,4 +215,4 @@ def test_modelopt_backend_writes_a_qdq_int8_model(micro_onnx: Path, calib_dir: P
     assert ArtifactMeta.from_props(props).precision == "int8"
     assert json.loads(props["ndr_edge.quantization"])["backend"] == "modelopt"
     x = np.random.default_rng(0).random((1, 3, CROP, CROP), dtype=np.float32)
-    assert cpu_session(out, 1).run(None, {"input": x})[0].shape == (1, 3, CROP, CROP)
+    assert open_cpu(out, 1).infer(x).shape == (1, 3, CROP, CROP)

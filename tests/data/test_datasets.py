@@ -253,3 +253,29 @@ def test_eval_set_is_deterministic_and_independent_of_composition(images):
         synthetic_eval_set([], ["noise25"])
     with pytest.raises(InputError, match="max_side"):
         synthetic_eval_set(named, ["noise25"], max_side=0)
+
+
+def test_offset_continues_the_stream_and_balanced_cycles(photo):
+    import torch
+
+    from ndr_edge.data import CropConfig, SyntheticPairs
+    from ndr_edge.data.procedural import dead_leaves_set
+
+    pool = [img for _, img in dead_leaves_set(2, 48, seed=1)]
+    kw = dict(crop=CropConfig(size=32), seed=3, procedural=pool, procedural_fraction=0.5, balanced=True)
+    whole = SyntheticPairs([photo], ["noise", "rain", "haze"], samples=12, **kw)
+    tail = SyntheticPairs([photo], ["noise", "rain", "haze"], samples=6, offset=6, **kw)
+    for i in range(6):
+        assert torch.equal(tail[i]["lq"], whole[i + 6]["lq"]) and tail[i]["degradation"] == whole[i + 6]["degradation"]
+    assert [whole[i]["degradation"] for i in range(6)] == ["noise", "rain", "haze"] * 2
+    # a flat pool makes its crops recognisable: about half the crops come from it
+    flat = SyntheticPairs([photo], ["noise"], samples=40, **{**kw, "procedural": [np.full((48, 48, 3), 0.25, np.float32)]})
+    from_pool = sum(1 for i in range(40) if torch.allclose(flat[i]["gt"], torch.tensor(0.25), atol=1e-6))
+    assert 10 <= from_pool <= 30
+
+
+def test_procedural_fraction_needs_a_pool(photo):
+    from ndr_edge.data import CropConfig, SyntheticPairs
+
+    with pytest.raises(InputError, match="procedural"):
+        SyntheticPairs([photo], ["noise"], CropConfig(size=32), samples=1, seed=0, procedural_fraction=0.5)

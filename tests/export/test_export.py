@@ -233,12 +233,12 @@ def test_verification_set_is_real_degraded_and_deterministic():
 @pytest.mark.slow
 def test_fp16_converters_compared(exported):
     """Both converters on the same graph; both reach the goal (the numbers go in the report)."""
-    from ndr_edge.export.compare import ort_runner, run_batches
+    from ndr_edge.export.compare import onnx_outputs
     from ndr_edge.export.fp16 import convert_fp16
 
     data = build_verification_set(TEST_SIZES, 2, "BGR")
     model = onnx.load(str(exported.outdir / "model-fp32.onnx"))
-    reference = run_batches(ort_runner(exported.outdir / "model-fp32.onnx"), data)
+    reference = onnx_outputs(exported.outdir / "model-fp32.onnx", data)
     result = convert_fp16(model, data, reference)
     assert set(result.candidates) == {"modelopt", "onnxconverter"}
     for name, info in result.candidates.items():
@@ -249,8 +249,9 @@ def test_fp16_converters_compared(exported):
 
 @pytest.mark.slow
 def test_dynamo_exporter_matches_pytorch(exported):
-    from ndr_edge.export.compare import ort_runner, run_batches, torch_runner
+    from ndr_edge.export.compare import onnx_outputs, run_batches
     from ndr_edge.export.onnx_export import OnnxExportOptions, export_onnx, serialize
+    from ndr_edge.torch_backend import TorchBackend
 
     graph = restoration_graph(exported.checkpoint.model)
     from ndr_edge.artifact import ArtifactMeta
@@ -259,5 +260,6 @@ def test_dynamo_exporter_matches_pytorch(exported):
     dims = [d.dim_param for d in model.graph.input[0].type.tensor_type.shape.dim]
     assert dims == ["batch", "", "height", "width"]
     data = build_verification_set(TEST_SIZES, 2, "BGR")
-    got = run_batches(ort_runner(serialize(model)), data)
-    assert compare_outputs(run_batches(torch_runner(graph), data), got).max_abs <= 1e-4
+    got = onnx_outputs(serialize(model), data)
+    torch_run = TorchBackend(graph, ArtifactMeta(preset="ndr-edge-xs")).infer
+    assert compare_outputs(run_batches(torch_run, data), got).max_abs <= 1e-4

@@ -16,17 +16,16 @@ import pytest
 
 from ndr_edge.errors import InputError
 from ndr_edge.export.profiles import Profile, parse_shape
-from ndr_edge.export.tensorrt_build import (
-    EngineInfo,
-    check_sizes_in_profiles,
-    read_sidecar,
-    sidecar_path,
-    tensorrt_status,
-)
+from ndr_edge.export.tensorrt_build import check_sizes_in_profiles, tensorrt_status
+from ndr_edge.runtime.engine_sidecar import EngineSidecar
 
 REPO = Path(__file__).resolve().parents[2]
 TRT_OK, TRT_REASON = tensorrt_status()
-TRT_MODULES = ("ndr_edge.export.tensorrt_build", "ndr_edge.export.tensorrt_run")
+TRT_MODULES = ("ndr_edge.export.tensorrt_build",)  # the backend that runs engines: tests/runtime/test_typing.py
+
+
+def read_sidecar(engine: Path) -> dict:
+    return EngineSidecar.read(engine).to_dict()
 
 
 def _stub_files() -> list[Path]:
@@ -119,18 +118,19 @@ def test_profiles_are_checked_without_tensorrt():
 
 
 def test_sidecar_keys_are_what_the_runtime_reads(tmp_path):
-    from dataclasses import asdict
+    from ndr_edge.artifact import ArtifactMeta
+    from ndr_edge.runtime.backend import InputLimits
+    from ndr_edge.runtime.engine_sidecar import sidecar_path
 
-    from ndr_edge.artifact import ArtifactMeta, atomic_write_json
-    from ndr_edge.runtime.engine_sidecar import EngineSidecar
-
-    info = EngineInfo(meta=asdict(ArtifactMeta(preset="ndr-edge-xs", precision="fp16")), tensorrt_version="10.13.0.35",
-                      gpu_name="NVIDIA Jetson AGX Orin", compute_capability="8.7", precision="fp16",
-                      profiles=[Profile().to_dict()], io=[{"name": "input", "mode": "input", "dtype": "float32",
-                                                           "shape": [-1, 3, -1, -1]}], onnx_sha256="ab" * 32)
     engine = tmp_path / "model-fp16.engine"
+    profile = Profile()
+    info = EngineSidecar(path=sidecar_path(engine), meta=ArtifactMeta(preset="ndr-edge-xs", precision="fp16"),
+                         tensorrt_version="10.13.0.35", gpu_name="NVIDIA Jetson AGX Orin", compute_capability="8.7",
+                         precision="fp16", profiles=(InputLimits(profile.min, profile.opt, profile.max),),
+                         io=({"name": "input", "mode": "input", "dtype": "float32", "shape": [-1, 3, -1, -1]},),
+                         onnx_sha256="ab" * 32, extra={"build_seconds": 1.0})
     engine.write_bytes(b"plan")
-    atomic_write_json(sidecar_path(engine), info.to_dict())
+    info.write()
     data = read_sidecar(engine)
     for key in ("meta", "tensorrt_version", "gpu_name", "compute_capability", "precision", "profiles", "io",
                 "onnx_sha256"):
@@ -176,15 +176,14 @@ def test_engine_rejects_a_shape_outside_its_profile(tmp_path, exported):
     import numpy as np
 
     from ndr_edge.artifact import ArtifactMeta
-    from ndr_edge.errors import ArtifactError
     from ndr_edge.export.tensorrt_build import EngineBuildOptions, build_engine
-    from ndr_edge.export.tensorrt_run import EngineRunner
+    from ndr_edge.runtime.backends import open_backend
 
     profile = Profile((1, 3, 64, 64), (1, 3, 64, 64), (1, 3, 128, 128))
     engine = tmp_path / "fp16.engine"
     build_engine(exported.outdir / "model-fp16.onnx", engine, "fp16", ArtifactMeta(preset="ndr-edge-xs"),
                  EngineBuildOptions(profiles=(profile,), workspace_mb=512, timing_cache=tmp_path / "t.cache"))
-    run = EngineRunner(engine)
+    run = open_backend(engine).infer  # the runtime's TensorRT backend (export/tensorrt_run.py is gone)
     assert run(np.zeros((1, 3, 64, 96), np.float32)).shape == (1, 3, 64, 96)
-    with pytest.raises(ArtifactError, match="outside"):
+    with pytest.raises(InputError, match="outside"):
         run(np.zeros((2, 3, 64, 64), np.float32))

@@ -52,3 +52,28 @@ def test_pareto_front() -> None:
     front = pareto_front(points)
     assert [points[i] for i in front] == [(10.0, 28.9), (20.0, 30.0), (50.0, 31.0)]
     assert pareto_front([]) == []
+
+
+def test_plan_adds_openvino_rows_and_the_bf16_hint_only_where_the_cpu_has_bf16(tmp_path, monkeypatch) -> None:
+    import pytest
+
+    from ndr_edge import cpu
+    from ndr_edge.artifact import ArtifactEntry, Manifest
+    from ndr_edge.report.plan import plan_variants
+
+    pytest.importorskip("openvino", reason="openvino not installed")
+    for name in ("model-fp32.onnx", "model-int8.onnx"):
+        (tmp_path / name).write_bytes(b"onnx")
+    manifest = Manifest(source={}, artifacts=[ArtifactEntry("onnx-fp32", "onnx", "fp32", "model-fp32.onnx", ""),
+                                              ArtifactEntry("onnx-int8", "onnx", "int8", "model-int8.onnx", "")])
+    for flags, bf16_status in ((frozenset({"avx2"}), "skipped"), (frozenset({"avx512_bf16"}), "pending")):
+        monkeypatch.setattr(cpu, "cpu_features", lambda f=flags: cpu.CpuFeatures("test cpu", f))
+        plans = {p.name: p for p in plan_variants(tmp_path, manifest, reference=False)}
+        assert list(plans) == ["onnx-fp32", "onnx-fp32-openvino", "onnx-fp32-openvino-bf16", "onnx-int8",
+                               "onnx-int8-openvino"]
+        assert plans["onnx-int8-openvino"].backend == "openvino" and plans["onnx-int8-openvino"].hint is None
+        bf16 = plans["onnx-fp32-openvino-bf16"]
+        assert (bf16.hint, bf16.precision, bf16.status) == ("bf16", "bf16", bf16_status)
+        assert bf16.path == tmp_path / "model-fp32.onnx"
+        if bf16_status == "skipped":
+            assert "AVX512-BF16 or AMX" in bf16.reason

@@ -60,7 +60,8 @@ def test_fit_validates_and_resumes(tmp_path):
 
 
 def test_resume_from_authors_layout(tmp_path, conformance_dir):
-    trainer = Trainer(TrainConfig(out=str(tmp_path / "ft.safetensors"), steps=1, resume=str(conformance_dir / "official-small.pth"), **TINY))
+    no_preset = {k: v for k, v in TINY.items() if k != "preset"}  # the checkpoint fixes the model
+    trainer = Trainer(TrainConfig(out=str(tmp_path / "ft.safetensors"), steps=1, resume=str(conformance_dir / "official-small.pth"), **no_preset))
     assert trainer.step == 0 and trainer.model.degradation_net is not None
     trainer.fit(progress=False)
     assert load_checkpoint(tmp_path / "ft.safetensors").config.dim == 16
@@ -93,3 +94,100 @@ def test_torchrun_two_gloo_processes(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert load_checkpoint(out).meta["step"] == 3
+
+
+def _states(trainer: Trainer) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
+
+
+def test_resume_continues_exactly(tmp_path):
+    """N steps in one run == N/2 steps, save, --resume, N/2 more: weights, optimiser moments,
+    the data stream and the schedule all continue; the metadata records both commands."""
+    kw = {**TINY, "steps": 4, "lr": 1e-3, "procedural": 0.5, "procedural_images": 2, "loss": "relative",
+          "milestones": [0.5], "gamma": 0.1}
+    straight = Trainer(TrainConfig(out=str(tmp_path / "s.safetensors"), **kw), command="straight")
+    straight.fit(progress=False)
+    half = Trainer(TrainConfig(out=str(tmp_path / "h.safetensors"), **kw), command="first half")
+    half.fit(progress=False, until=2)
+    assert load_checkpoint(tmp_path / "h.safetensors").meta["step"] == 2
+    resumed = Trainer(TrainConfig(out=str(tmp_path / "r.safetensors"), resume=str(tmp_path / "h.safetensors"), **kw),
+                      command="second half")
+    assert resumed.learning_rate() == pytest.approx(1e-4)  # step 2 is past the 0.5 milestone of 4 steps
+    resumed.fit(progress=False)
+    a, b = _states(straight), _states(resumed)
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], rtol=0, atol=1e-6, msg=key)
+    moments_a = straight.optimizers[0].state_dict()["state"]
+    moments_b = resumed.optimizers[0].state_dict()["state"]
+    for idx in moments_a:
+        torch.testing.assert_close(moments_b[idx]["exp_avg_sq"], moments_a[idx]["exp_avg_sq"], rtol=1e-5, atol=1e-12)
+        assert float(moments_b[idx]["step"]) == 4
+    meta = load_checkpoint(tmp_path / "r.safetensors").meta
+    assert meta["training"]["commands"] == ["first half", "second half"]
+    assert [h["step"] for h in meta["metrics"]["val_history"]] == [2, 4]
+    assert "degrad" in meta["metrics"]["last_losses"]  # NDR-Degrad's loss is recorded
+
+
+def test_resume_refuses_another_preset_and_a_corrupt_optimiser(tmp_path):
+    from ndr_edge.errors import CheckpointError, InputError
+
+    out = tmp_path / "xs.safetensors"
+    Trainer(TrainConfig(out=str(out), steps=1, **TINY)).fit(progress=False)
+    with pytest.raises(InputError, match="ndr-edge-xs checkpoint cannot resume as --preset ndr-edge-s"):
+        Trainer(TrainConfig(out=str(tmp_path / "s.safetensors"), steps=2, resume=str(out), **{**TINY, "preset": "ndr-edge-s"}))
+    optim = tmp_path / "xs.safetensors.optim.pt"
+    optim.write_bytes(b"not a torch file")
+    with pytest.raises(CheckpointError, match=r"optim\.pt: unreadable optimiser state.*delete"):
+        Trainer(TrainConfig(out=str(tmp_path / "next.safetensors"), steps=2, resume=str(out), **TINY))
+    before = out.read_bytes()
+    proc = _cli("ndr_edge.cli.train", "--resume", str(out), "-o", str(out), "--steps", "2", "--quiet")
+    assert proc.returncode != 0 and proc.stderr.strip().startswith("ndr-train: error:"), proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "optim.pt" in proc.stderr
+    assert out.read_bytes() == before  # the last good checkpoint stays
+
+
+@pytest.mark.parametrize("kind", ["relative", "psnr"])
+def test_per_sample_losses_balance_easy_and_hard_samples(kind):
+    from ndr_edge.train.loop import restoration_loss
+
+    gt = torch.full((2, 3, 8, 8), 0.5)
+    lq = gt.clone()
+    lq[0] += 0.2  # a hard sample (dense haze)
+    lq[1] += 0.02  # an easy one (light noise)
+    halved = gt + (lq - gt) / 2  # each restored half way
+    loss = restoration_loss(kind, halved, gt, lq)
+    if kind == "relative":
+        # each sample scores half its input error (errors above the 0.02 floor)
+        assert loss.item() == pytest.approx((0.1 / 0.2 + 0.01 / 0.02) / 2, rel=1e-4)
+    else:
+        expected = 10 * torch.log10(torch.tensor([0.1**2, 0.01**2])).mean()
+        assert loss.item() == pytest.approx(expected.item(), rel=1e-4)
+    # the plain L1 is dominated by the hard sample; the per-sample losses weigh both alike
+    restored = halved.clone().requires_grad_(True)
+    restoration_loss(kind, restored, gt, lq).backward()
+    g = restored.grad.abs().flatten(1).sum(1)
+    assert g[1] > g[0]  # the easy sample's pixels get larger gradients, not smaller
+
+
+def test_bf16_and_fp32_steps_move_the_loss_the_same_way(tmp_path):
+    from ndr_edge.train.loop import resolve_precision
+
+    assert resolve_precision("fp32") == "fp32" and resolve_precision("auto", "cuda") == "bf16"
+    deltas, losses = {}, {}
+    for precision in ("fp32", "bf16"):
+        trainer = Trainer(TrainConfig(out=str(tmp_path / f"{precision}.safetensors"), steps=4, lr=1e-3,
+                                      precision=precision, **TINY))
+        trainer.model.restoration_net.reconstruction.weight.data.normal_(0, 0.02, generator=torch.Generator().manual_seed(0))
+        before = torch.cat([p.detach().flatten().clone() for p in trainer.model.parameters()])
+        lq, gt = _batch(trainer)
+        first = trainer.train_step(lq, gt)["restore"]
+        after = torch.cat([p.detach().flatten() for p in trainer.model.parameters()])
+        trainer.step = 0
+        losses[precision] = (first, trainer.train_step(lq, gt)["restore"])
+        deltas[precision] = after - before
+    cosine = torch.nn.functional.cosine_similarity(deltas["fp32"], deltas["bf16"], dim=0)
+    assert cosine > 0.9, cosine
+    (f32_before, f32_after), (bf_before, bf_after) = losses["fp32"], losses["bf16"]
+    assert (f32_after - f32_before) * (bf_after - bf_before) > 0  # the step moves the loss the same way
+    assert abs(bf_before - f32_before) < 0.02 * f32_before and abs(bf_after - f32_after) < 0.02 * f32_after

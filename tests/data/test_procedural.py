@@ -1,0 +1,50 @@
+"""Dead-leaves images: seeded, covered, with the power spectrum of natural photos."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ndr_edge.data.procedural import DeadLeavesParams, dead_leaves, dead_leaves_set
+from ndr_edge.errors import InputError
+
+
+def _spectral_slope(img: np.ndarray) -> float:
+    """Slope of log radial power vs log frequency (natural images: about -2)."""
+    grey = img.mean(axis=2) - img.mean()
+    power = np.abs(np.fft.fftshift(np.fft.fft2(grey))) ** 2
+    n = grey.shape[0]
+    yy, xx = np.mgrid[0:n, 0:n] - n // 2
+    radius = np.hypot(yy, xx).astype(int)
+    freqs = np.arange(4, n // 3)
+    radial = np.array([power[radius == f].mean() for f in freqs])
+    return float(np.polyfit(np.log(freqs), np.log(radial), 1)[0])
+
+
+def test_same_seed_same_image_other_seed_other_image():
+    a = dead_leaves_set(2, 64, seed=5)
+    b = dead_leaves_set(2, 64, seed=5)
+    c = dead_leaves_set(2, 64, seed=6)
+    assert [n for n, _ in a] == ["deadleaves-5-0", "deadleaves-5-1"]
+    np.testing.assert_array_equal(a[1][1], b[1][1])
+    assert not np.array_equal(a[0][1], c[0][1])
+    assert a[0][1].dtype == np.uint8 and a[0][1].shape == (64, 64, 3)
+
+
+def test_covered_textured_and_natural_spectrum():
+    slopes = []
+    for seed in range(3):
+        img = dead_leaves(192, np.random.default_rng(seed))
+        assert img.dtype == np.float32 and 0.0 <= img.min() and img.max() <= 1.0
+        assert img.std() > 0.1  # many different discs, not a flat fill
+        slopes.append(_spectral_slope(img))
+    assert all(-3.0 < s < -1.4 for s in slopes), slopes  # white noise would be 0, a flat image undefined
+
+
+def test_disc_budget_fills_holes_and_bad_params():
+    img = dead_leaves(48, np.random.default_rng(0), DeadLeavesParams(max_discs=3, radius=(1.0, 2.0), blur=(0.0, 0.0)))
+    assert np.isfinite(img).all() and img.shape == (48, 48, 3)
+    with pytest.raises(InputError, match="radius"):
+        DeadLeavesParams(radius=(5.0, 1.0))
+    with pytest.raises(InputError, match="size"):
+        dead_leaves(0, np.random.default_rng(0))

@@ -1,0 +1,75 @@
+"""OpenVINO backend: the same numbers as ONNX Runtime on our graphs, async requests in order,
+metadata from the file, and clear errors for devices and hints this machine lacks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ndr_edge.errors import BackendUnavailableError, InputError
+
+pytest.importorskip("openvino", reason="openvino not installed (pip install 'ndr-edge[openvino]')")
+
+from ndr_edge.runtime.onnxruntime_backend import OnnxRuntimeBackend, OnnxRuntimeSettings  # noqa: E402
+from ndr_edge.runtime.openvino_backend import OpenVinoBackend, OpenVinoSettings, resolve_hint  # noqa: E402
+
+
+def _ort(path):
+    return OnnxRuntimeBackend(path, OnnxRuntimeSettings(providers=("cpu",), threads=1))
+
+
+def test_tiny_graph_matches_onnxruntime_and_reads_metadata(tiny_model, rng):
+    path = tiny_model("mix")
+    with OpenVinoBackend(path, OpenVinoSettings(threads=1)) as ov, _ort(path) as ort:
+        assert ov.meta.channel_order == "BGR" and ov.meta.preset == "tiny-mix"
+        batch = rng.random((2, 3, 16, 24), dtype=np.float32)
+        np.testing.assert_allclose(ov.infer(batch), ort.infer(batch), atol=1e-6)
+
+
+def test_ndr_graph_matches_onnxruntime_at_two_sizes(ndr_onnx, rng):
+    with OpenVinoBackend(ndr_onnx, OpenVinoSettings(threads=1, precision_hint="f32")) as ov, _ort(ndr_onnx) as ort:
+        for shape in ((1, 3, 32, 48), (2, 3, 64, 40)):  # dynamic N, H, W
+            batch = rng.random(shape, dtype=np.float32)
+            out, ref = ov.infer(batch), ort.infer(batch)
+            assert out.shape == shape
+            assert float(np.abs(out - ref).max()) < 1e-4
+
+
+def test_submits_beyond_the_request_pool_come_back_in_order(tiny_model, rng):
+    path = tiny_model("mix")
+    batches = [rng.random((1, 3, 8, 8), dtype=np.float32) for _ in range(5)]
+    with OpenVinoBackend(path, OpenVinoSettings(requests=2, threads=1)) as ov, _ort(path) as ort:
+        pending = [ov.submit(b) for b in batches]  # 5 batches, 2 requests: the oldest are collected
+        for p, b in zip(pending, batches):
+            np.testing.assert_allclose(p.result(), ort.infer(b), atol=1e-6)
+            assert p.done()
+
+
+def test_compiled_model_cache_is_written(tiny_model, tmp_path):
+    cache = tmp_path / "ov-cache"
+    with OpenVinoBackend(tiny_model("blur"), OpenVinoSettings(cache_dir=str(cache), threads=1)):
+        pass
+    assert any(cache.iterdir())  # the second start loads from here instead of compiling
+
+
+def test_bad_device_hint_and_missing_device(tiny_model, monkeypatch):
+    with pytest.raises(InputError, match="unknown OpenVINO device 'TPU'"):
+        OpenVinoSettings(device="TPU")
+    with pytest.raises(InputError, match="unknown OpenVINO precision hint"):
+        OpenVinoSettings(precision_hint="int4")
+    import openvino as ov
+
+    if "NPU" not in ov.Core().available_devices:
+        with pytest.raises(BackendUnavailableError, match="device NPU is not available here"):
+            OpenVinoBackend(tiny_model("mix"), OpenVinoSettings(device="NPU"))
+
+
+def test_bf16_hint_falls_back_without_native_bf16(monkeypatch):
+    from ndr_edge import cpu
+
+    for flags, expected in ((frozenset({"avx2"}), "f32"), (frozenset({"avx512_bf16"}), "bf16")):
+        monkeypatch.setattr("ndr_edge.runtime.openvino_backend.cpu_features",
+                            lambda f=flags: cpu.CpuFeatures("test cpu", f))
+        hint, note = resolve_hint(OpenVinoSettings(precision_hint="bf16"))
+        assert hint == expected
+        assert ("no AVX512-BF16" in note) == (expected == "f32")
