@@ -21,7 +21,7 @@ import torch
 from ndr_edge.data.eval_set import EvalSample
 from ndr_edge.frames import pad_to_multiple, reorder
 
-__all__ = ["CLASSES", "ProbeResult", "degradation_class", "ndr_descriptor", "probe", "plot_confusion"]
+__all__ = ["CLASSES", "ProbeResult", "degradation_class", "ndr_descriptor", "plot_confusion", "probe"]
 
 CLASSES: tuple[str, ...] = ("noise", "rain", "haze", "lowres")
 
@@ -69,8 +69,8 @@ class ProbeResult:
         return {c: float(self.confusion[i, i] / rows[i]) if rows[i] else float("nan") for i, c in enumerate(self.classes)}
 
     def table(self) -> str:
-        lines = [f"NDR probe (nearest centroid over DQ weights): {self.accuracy:.1%} of held-out frames "
-                 f"(chance {1 / len(self.classes):.0%})"]
+        lines = [(f"NDR probe (nearest centroid over DQ weights): {self.accuracy:.1%} of held-out frames "
+                  f"(chance {1 / len(self.classes):.0%})")]
         lines += [f"  {name:<10} {acc:6.1%}" for name, acc in self.per_degradation.items()]
         head = "true \\ predicted " + " ".join(f"{c:>7}" for c in self.classes)
         lines += ["", head]

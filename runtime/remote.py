@@ -25,7 +25,6 @@ import json
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import suppress
@@ -37,7 +36,7 @@ import numpy as np
 
 from ndr_edge.errors import ArtifactError, BackendUnavailableError, InputError, NDREdgeError, StreamClosedError
 from ndr_edge.frames import check_channel_order, check_finite, check_frame
-from ndr_edge.runtime.closing import Closing
+from ndr_edge.runtime.closing import Closing, OrderedStream
 from ndr_edge.runtime.serve import (
     DEFAULT_MODEL,
     ERROR_TENSOR,
@@ -385,7 +384,7 @@ class RemoteRestorer(Closing):
         self._connections.close()
 
 
-class RemoteStream(Closing):
+class RemoteStream(OrderedStream):
     """Ordered restoration over a :class:`RemoteRestorer` with ``depth`` requests in flight
     (each on its own connection), with :class:`~.stream.StreamRestorer`'s push/pull, run,
     stats and close. A bad frame is refused by :meth:`push`; a frame the server refuses or
@@ -468,26 +467,6 @@ class RemoteStream(Closing):
         self._pulled += 1
         return out
 
-    def run(self, frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
-        """Restore an iterable of frames, yielding results in order (``depth`` in flight)."""
-        if self.in_flight:
-            raise InputError("run() on a stream with pushed frames not pulled; pull them first")
-        for frame in frames:
-            self.push(frame)
-            while self.in_flight > self.depth:
-                yield self.pull()
-        while self.in_flight:
-            yield self.pull()
-
-    def stats(self) -> LatencySummary:
-        return self._stats.summary()
-
-    def reset_stats(self) -> None:
-        self._stats.reset()
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
 
     def close(self, wait: bool = True) -> None:
         """Stop taking frames; frames not sent yet are dropped (their pull raises

@@ -25,7 +25,6 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,9 +33,9 @@ import numpy as np
 from ndr_edge.errors import InputError, NDREdgeError, StreamClosedError
 from ndr_edge.frames import check_channel_order, check_finite, check_frame
 from ndr_edge.runtime.backend import PendingBatch
-from ndr_edge.runtime.closing import Closing
+from ndr_edge.runtime.closing import OrderedStream
 from ndr_edge.runtime.prepared import FrameRestorer, Prepared
-from ndr_edge.runtime.stats import LatencyStats, LatencySummary
+from ndr_edge.runtime.stats import LatencyStats
 from ndr_edge.runtime.tiling import TileConfig
 
 _END = object()
@@ -49,7 +48,7 @@ class _Outcome:
     error: BaseException | None
 
 
-class StreamRestorer(Closing):
+class StreamRestorer(OrderedStream):
     """Ordered, pipelined restoration of a sequence of frames (see the module docstring)."""
 
     def __init__(
@@ -174,29 +173,6 @@ class StreamRestorer(Closing):
         assert item.frame is not None
         return item.frame
 
-    # -- iterator ---------------------------------------------------------------------
-    def run(self, frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
-        """Restore an iterable of frames, yielding results in order as they are ready."""
-        if self.in_flight:
-            raise InputError("run() on a stream with pushed frames not pulled; pull them first")
-        for frame in frames:
-            self.push(frame)
-            while self.in_flight > self.depth:
-                yield self.pull()
-        while self.in_flight:
-            yield self.pull()
-
-    # -- statistics and lifetime ------------------------------------------------------
-    def stats(self) -> LatencySummary:
-        """Per-frame latency (push to result ready) and FPS so far."""
-        return self._stats.summary()
-
-    def reset_stats(self) -> None:
-        self._stats.reset()
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
 
     def close(self, timeout: float | None = None) -> None:
         """Stop taking frames; frames already pushed are still restored and can be pulled."""

@@ -43,6 +43,7 @@ class TrainConfig:
     channels_last: bool = True
     compile: bool = False  # torch.compile the training forward (minutes of warm-up)
     device: str = "auto"  # auto: cuda when available, else cpu
+    keep_best: bool = True  # also keep the checkpoint of the best mean validation gain (X.best.safetensors)
     steps: int = 2000
     batch: int = 8
     crop: int = 64

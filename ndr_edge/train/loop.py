@@ -307,6 +307,23 @@ class Trainer:
         os.replace(tmp, _optim_path(target))
         return target
 
+    def best_path(self) -> Path:
+        """Where ``keep_best`` keeps the checkpoint of the best validation so far."""
+        out = Path(self.cfg.out)
+        return out.with_name(out.name.removesuffix(".safetensors") + ".best.safetensors")
+
+    def _keep_if_best(self, result: EvalResult, bar: tqdm) -> None:
+        """Validation gains of a small all-in-one model rise and fall as one degradation's
+        progress costs another; keep the step with the best mean gain apart."""
+        if not self.cfg.keep_best or not result.scores:
+            return
+        mean = sum(v.gain_db for v in result.scores.values()) / len(result.scores)
+        previous = [h for h in self.val_history[:-1] if len(h) > 1]
+        best = max((sum(v for k, v in h.items() if k != "step") / (len(h) - 1) for h in previous), default=None)
+        if best is None or mean > best:
+            self.save(self.best_path())
+            bar.write(f"step {self.step}: best mean gain so far ({mean:+.2f} dB) -> {self.best_path()}")
+
     # -- the loop -----------------------------------------------------------------------
     def fit(self, progress: bool = True, until: int | None = None) -> Path | None:
         """Train to ``cfg.steps`` (or stop at step ``until`` of that schedule, to resume later)."""
@@ -329,6 +346,7 @@ class Trainer:
             if self.dist.main and cfg.val_every and self.step % cfg.val_every == 0:
                 result = self.validate()
                 bar.write(f"step {self.step}: " + ", ".join(f"{k} {v.psnr:.2f} dB ({v.gain_db:+.2f})" for k, v in result.scores.items()))
+                self._keep_if_best(result, bar)
             if self.dist.main and cfg.save_every and self.step % cfg.save_every == 0:
                 self.save()
         bar.close()

@@ -262,7 +262,7 @@ def test_offset_continues_the_stream_and_balanced_cycles(photo):
     from ndr_edge.data.procedural import dead_leaves_set
 
     pool = [img for _, img in dead_leaves_set(2, 48, seed=1)]
-    kw = dict(crop=CropConfig(size=32), seed=3, procedural=pool, procedural_fraction=0.5, balanced=True)
+    kw = {"crop": CropConfig(size=32), "seed": 3, "procedural": pool, "procedural_fraction": 0.5, "balanced": True}
     whole = SyntheticPairs([photo], ["noise", "rain", "haze"], samples=12, **kw)
     tail = SyntheticPairs([photo], ["noise", "rain", "haze"], samples=6, offset=6, **kw)
     for i in range(6):

@@ -10,8 +10,8 @@ from ndr_edge.errors import BackendUnavailableError, InputError
 
 pytest.importorskip("openvino", reason="openvino not installed (pip install 'ndr-edge[openvino]')")
 
-from ndr_edge.runtime.onnxruntime_backend import OnnxRuntimeBackend, OnnxRuntimeSettings  # noqa: E402
-from ndr_edge.runtime.openvino_backend import OpenVinoBackend, OpenVinoSettings, resolve_hint  # noqa: E402
+from ndr_edge.runtime.onnxruntime_backend import OnnxRuntimeBackend, OnnxRuntimeSettings
+from ndr_edge.runtime.openvino_backend import OpenVinoBackend, OpenVinoSettings, resolve_hint
 
 
 def _ort(path):

@@ -158,7 +158,7 @@ def test_manifest_picks_the_precision_and_checks_the_hash(tmp_path, tiny_model) 
     with pytest.raises(InputError, match="precision"):
         select_artifact(export, precision="fp8")
     with pytest.raises(InputError, match="backend"):
-        select_artifact(export, backend="openvino")
+        select_artifact(export, backend="coreml")  # openvino is a backend now
 
 
 @pytest.mark.skipif(NO_TRT is None, reason="TensorRT works here; this checks the machines without it")

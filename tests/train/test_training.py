@@ -191,3 +191,15 @@ def test_bf16_and_fp32_steps_move_the_loss_the_same_way(tmp_path):
     (f32_before, f32_after), (bf_before, bf_after) = losses["fp32"], losses["bf16"]
     assert (f32_after - f32_before) * (bf_after - bf_before) > 0  # the step moves the loss the same way
     assert abs(bf_before - f32_before) < 0.02 * f32_before and abs(bf_after - f32_after) < 0.02 * f32_after
+
+
+def test_keep_best_keeps_the_step_with_the_best_mean_validation_gain(tmp_path):
+    trainer = Trainer(TrainConfig(out=str(tmp_path / "k.safetensors"), steps=3, lr=1e-3,
+                                  **{**TINY, "val_every": 1}))
+    trainer.fit(progress=False)
+    history = trainer.val_history
+    means = [sum(v for k, v in h.items() if k != "step") / (len(h) - 1) for h in history]
+    best_step = history[max(range(len(means)), key=lambda i: (means[i], -i))]["step"]
+    best = load_checkpoint(trainer.best_path())
+    assert trainer.best_path().name == "k.best.safetensors"
+    assert best.meta["step"] == best_step
