@@ -96,7 +96,8 @@ def test_markdown_tables_and_best_mark(report: tuple[Path, dict[str, Any]]) -> N
         assert f"| {d} |" in text
     assert "★" in text and "**" in text
     for d, pick in payload["best"].items():
-        assert pick["variant"] in {"onnx-fp32", "onnx-fp16"}  # artifacts only, never the PyTorch reference
+        # artifacts only (on either backend), never the PyTorch reference
+        assert pick["variant"] in {"onnx-fp32", "onnx-fp16", "onnx-fp32-openvino", "onnx-fp16-openvino"}
         assert f"| {d} | `{pick['variant']}` |" in text
     assert f"![PSNR against latency]({ACCURACY_PNG})" in text
 
