@@ -38,6 +38,7 @@ class TrainConfig:
     loss: str = "l1"
     balanced: bool = True  # sample i gets degradation i mod len(degradations)
     procedural: float = 0.0  # fraction of crops from dead-leaves images instead of photos
+    grey: float = 0.25  # probability that a clean crop is made greyscale (CropConfig.grey)
     procedural_images: int = 48  # size of the seeded dead-leaves pool (256 px each)
     precision: str = "auto"
     channels_last: bool = True
@@ -69,6 +70,8 @@ class TrainConfig:
                 raise InputError(f"{name} must be one of {', '.join(valid)}, got {value!r}")
         if self.crop % 8:
             raise InputError(f"crop must be a multiple of 8, got {self.crop}")
+        if not 0.0 <= self.grey <= 1.0:
+            raise InputError(f"grey must be a probability in [0, 1], got {self.grey}")
         if not 0.0 <= self.procedural <= 1.0:
             raise InputError(f"procedural must be a fraction in [0, 1], got {self.procedural}")
         self.betas = (float(self.betas[0]), float(self.betas[1]))

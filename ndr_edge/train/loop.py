@@ -20,7 +20,9 @@ from tqdm import tqdm
 from ndr_edge.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
 from ndr_edge.cpu import cpu_features
 from ndr_edge.data import CropConfig, SyntheticPairs, load_clean_folder, synthetic_eval_set
+from ndr_edge.data.datasets import to_grey
 from ndr_edge.data.procedural import dead_leaves_set
+from ndr_edge.frames import to_float
 from ndr_edge.degradations import parse_names
 from ndr_edge.errors import CheckpointError, InputError
 from ndr_edge.evaluate import EvalResult, evaluate, torch_runner
@@ -37,6 +39,9 @@ RELATIVE_FLOOR = 0.02
 #: validation image is ever a training image.
 PROCEDURAL_TRAIN_SEED = 1000
 PROCEDURAL_VAL_SEED = 2000
+#: Names the validation set in ``val_history`` so that keep-best compares like with like
+#: across a resume: v2 added greyscale copies of the held-out colour photos.
+VAL_SET = "v2"
 
 
 @dataclass
@@ -201,7 +206,7 @@ class Trainer:
         dataset = SyntheticPairs(
             self.images,
             self.degradations,
-            CropConfig(size=cfg.crop),
+            CropConfig(size=cfg.crop, grey=cfg.grey),
             samples=max(remaining * per_step, 1),
             seed=cfg.seed,
             channel_order=cfg.channel_order,
@@ -255,14 +260,18 @@ class Trainer:
 
     # -- validation and saving --------------------------------------------------------
     def validate(self, progress: bool = False) -> EvalResult:
-        """Held-out photos and held-out dead-leaves images, 128 px, every validation degradation."""
-        images = demo_images("heldout") + dead_leaves_set(2, 128, PROCEDURAL_VAL_SEED)
+        """Held-out colour photos, their greyscale copies and held-out dead-leaves images,
+        128 px, every validation degradation (``VAL_SET``)."""
+        colour = demo_images("heldout")
+        grey = [(f"{name}-grey", to_grey(to_float(img))) for name, img in colour]
+        images = colour + grey + dead_leaves_set(2, 128, PROCEDURAL_VAL_SEED)
         samples = synthetic_eval_set(images, self.val_degradations, seed=1234, max_side=128)
         self.model.eval()
         result = evaluate(torch_runner(self.model.restoration_net, device=self.device), samples, self.cfg.channel_order, progress=progress)
         self.model.train()
         self.last_eval = result
-        self.val_history.append({"step": self.step, **{k: round(v.gain_db, 3) for k, v in result.scores.items()}})
+        self.val_history.append({"step": self.step, "set": VAL_SET,
+                                 **{k: round(v.gain_db, 3) for k, v in result.scores.items()}})
         return result
 
     def save(self, path: str | Path | None = None) -> Path:
@@ -318,8 +327,9 @@ class Trainer:
         if not self.cfg.keep_best or not result.scores:
             return
         mean = sum(v.gain_db for v in result.scores.values()) / len(result.scores)
-        previous = [h for h in self.val_history[:-1] if len(h) > 1]
-        best = max((sum(v for k, v in h.items() if k != "step") / (len(h) - 1) for h in previous), default=None)
+        gains = [[v for k, v in h.items() if k not in ("step", "set")] for h in self.val_history[:-1]
+                 if h.get("set") == VAL_SET]
+        best = max((sum(g) / len(g) for g in gains if g), default=None)
         if best is None or mean > best:
             self.save(self.best_path())
             bar.write(f"step {self.step}: best mean gain so far ({mean:+.2f} dB) -> {self.best_path()}")

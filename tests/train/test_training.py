@@ -11,6 +11,7 @@ import torch
 
 from ndr_edge.checkpoint import load_checkpoint
 from ndr_edge.train import TrainConfig, Trainer
+from ndr_edge.train.loop import VAL_SET
 
 TINY = {"preset": "ndr-edge-xs", "batch": 2, "crop": 32, "val_every": 0, "save_every": 0, "threads": 1,
             "val_degradations": ["noise25"], "degradations": ["noise", "rain"]}
@@ -198,7 +199,9 @@ def test_keep_best_keeps_the_step_with_the_best_mean_validation_gain(tmp_path):
                                   **{**TINY, "val_every": 1}))
     trainer.fit(progress=False)
     history = trainer.val_history
-    means = [sum(v for k, v in h.items() if k != "step") / (len(h) - 1) for h in history]
+    assert {h["set"] for h in history} == {VAL_SET}
+    gains = [[v for k, v in h.items() if k not in ("step", "set")] for h in history]
+    means = [sum(g) / len(g) for g in gains]
     best_step = history[max(range(len(means)), key=lambda i: (means[i], -i))]["step"]
     best = load_checkpoint(trainer.best_path())
     assert trainer.best_path().name == "k.best.safetensors"
