@@ -23,7 +23,7 @@ one line, why engines cannot be built here (the runtime's one TensorRT check,
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -134,15 +134,44 @@ def _io_tensors(engine: trt.ICudaEngine) -> list[dict[str, Any]]:
     return tensors
 
 
+def _progress_monitor(progress: Callable[[str], None]) -> Any:
+    """A TensorRT IProgressMonitor that reports each top-level build phase through ``progress``
+    (TensorRT 10+; None where the bindings lack it)."""
+    import tensorrt as trt
+
+    base = getattr(trt, "IProgressMonitor", None)
+    if base is None:
+        return None
+
+    class Monitor(base):  # type: ignore[misc,valid-type]
+        def __init__(self) -> None:
+            base.__init__(self)
+
+        def phase_start(self, phase_name: str, parent_phase: str | None, num_steps: int) -> None:
+            if not parent_phase:
+                progress(f"  TensorRT: {phase_name} ({num_steps} steps)")
+
+        def step_complete(self, phase_name: str, step: int) -> bool:
+            return True  # False would cancel the build
+
+        def phase_finish(self, phase_name: str) -> None:
+            pass
+
+    return Monitor()
+
+
 def build_engine(
     onnx_path: str | Path,
     engine_path: str | Path,
     precision: str,
     meta: ArtifactMeta,
     options: EngineBuildOptions = EngineBuildOptions(),
+    extra: dict[str, Any] | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> EngineSidecar:
     """Build a strongly typed engine from ``onnx_path``; write the engine and its sidecar
-    atomically; return the sidecar."""
+    atomically; return the sidecar. ``extra`` goes into the sidecar (the runtime's engine
+    cache records its key there); ``progress`` receives one line per build phase."""
     require_tensorrt(build=True)
     import tensorrt as trt
 
@@ -168,6 +197,9 @@ def build_engine(
                               trt.Dims(list(profile.max)))
         config.add_optimization_profile(trt_profile)
     _load_timing_cache(config, options.timing_cache)
+    monitor = _progress_monitor(progress) if progress is not None else None
+    if monitor is not None:
+        config.progress_monitor = monitor
 
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
@@ -192,7 +224,8 @@ def build_engine(
         onnx_sha256=sha256_file(onnx_path),
         extra={"strongly_typed": True, "workspace_mb": options.workspace_mb,
                "timing_cache": str(options.timing_cache) if options.timing_cache else None,
-               "build_seconds": round(time.perf_counter() - start, 2)},
+               "build_seconds": round(time.perf_counter() - start, 2), "engine_bytes": len(plan),
+               **(extra or {})},
     )
     engine_path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(engine_path, plan)

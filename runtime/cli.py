@@ -15,7 +15,8 @@ from ndr_edge.cli.common import check_output_file, one_line_errors
 from ndr_edge.errors import InputError, NDREdgeError
 from ndr_edge.export.variants import BACKEND_CHOICES, OPENVINO_DEVICES, OPENVINO_HINTS, PRECISIONS
 from ndr_edge.runtime.remote import RemoteRestorer, RemoteSettings
-from ndr_edge.runtime.restorer import Restorer
+from ndr_edge.runtime.build_cli import cache_config, profile_options
+from ndr_edge.runtime.restorer import Restorer, select_artifact
 from ndr_edge.runtime.stats import LatencyStats, LatencySummary
 from ndr_edge.runtime.tiling import DEFAULT_OVERLAP, DEFAULT_TILE, TileConfig
 from ndr_edge.runtime.video import VIDEO_SUFFIXES, parse_source
@@ -33,6 +34,10 @@ Examples:
   ndr-restore model.onnx photos/ -o restored/
   # a video file through a TensorRT engine
   ndr-restore model.engine input.mp4 -o restored.mp4
+  # an export folder copied to a Jetson: the INT8 engine is built on first use and cached
+  ndr-restore export/ input.mp4 -o restored.mp4 --backend tensorrt --precision int8
+  # provisioning: build it now (same cache, same key), restore later
+  ndr-restore export/ --build-only --backend tensorrt --precision int8 --max 1x3x1088x1920
   # camera 0 in a window (needs opencv-python and a display); q or Esc stops
   ndr-restore export/ 0 --show --max-frames 1000
   # a GStreamer pipeline (ends in appsink) recorded to a file
@@ -167,17 +172,30 @@ def run_video(
               help="OpenVINO device (--backend openvino).")
 @click.option("--ov-hint", type=click.Choice(OPENVINO_HINTS), default=None,
               help="OpenVINO inference precision (default: the device's; bf16 needs AVX512-BF16 or AMX).")
+@click.option("--build-only", is_flag=True,
+              help="--backend tensorrt: build (or find cached) the engine of MODEL for this machine, then stop.")
+@profile_options
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Also write the latency summary as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @one_line_errors(PROG)
 def main(model: str | None, input_: str | None, server: str | None, server_model: str, timeout: float,
          output: str | None, backend: str, precision: str, providers: str | None,
          tile: int | None, overlap: int, tile_batch: int, show: bool, max_frames: int | None, fourcc: str | None,
-         device: int, ov_device: str, ov_hint: str | None, json_out: str | None, quiet: bool) -> None:
+         device: int, ov_device: str, ov_hint: str | None, build_only: bool, min_shape: str, opt_shape: str | None,
+         max_shape: str, workspace_mb: int, engine_cache: str | None, json_out: str | None, quiet: bool) -> None:
     """Restore INPUT (an image, a folder of images, a video file, a camera index or a
     GStreamer pipeline) with MODEL (an export folder, an .onnx file or an .engine) and
     write the result to OUTPUT; prints a latency summary at the end. With --server URL,
     INPUT is restored on that ndr-serve server (give no MODEL)."""
+    cache = cache_config(min_shape, opt_shape, max_shape, workspace_mb, engine_cache)
+    if build_only:
+        if server is not None or input_ is not None or model is None:
+            raise InputError("--build-only takes MODEL only (an export folder or an .onnx file), no INPUT")
+        if backend != "tensorrt":
+            raise InputError("--build-only builds TensorRT engines; add --backend tensorrt (and --precision fp16 or int8)")
+        selection = select_artifact(model, backend="tensorrt", precision=precision, device=device, engine_cache=cache)
+        click.echo(f"{PROG}: engine ready: {selection.path}")
+        return
     if server is not None:
         if input_ is not None:
             raise InputError("with --server give INPUT only (the model is on the server)")
@@ -225,7 +243,7 @@ def main(model: str | None, input_: str | None, server: str | None, server_model
         assert model is not None
         opened = Restorer.open(model, backend=backend, precision=precision, providers=provider_list,
                                tiling=restorer_tiling, auto_tile=tile != 0, device=device,
-                               ov_device=ov_device.upper(), ov_hint=ov_hint)
+                               ov_device=ov_device.upper(), ov_hint=ov_hint, engine_cache=cache)
     with opened as restorer:
         if not quiet:
             click.echo(f"{PROG}: {_describe(restorer)}", err=True)

@@ -18,7 +18,7 @@ import json
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -42,6 +42,9 @@ from ndr_edge.runtime.stream import StreamRestorer
 from ndr_edge.runtime.tensorrt_env import require_tensorrt, tensorrt_unavailable_reason
 from ndr_edge.runtime.tiling import TileConfig, restore_tiled
 
+if TYPE_CHECKING:  # imported where used: engine_cache -> export.profiles -> runtime.backend
+    from ndr_edge.runtime.engine_cache import EngineCacheConfig
+
 
 # -- choosing the artifact and the backend -------------------------------------------------
 @dataclass(frozen=True)
@@ -60,18 +63,22 @@ def _check_choice(value: str, allowed: tuple[str, ...], what: str) -> str:
     return value
 
 
-def select_artifact(path: str | Path, backend: str = "auto", precision: str = "fp32", device: int = 0) -> Selection:
+def select_artifact(path: str | Path, backend: str = "auto", precision: str = "fp32", device: int = 0,
+                    engine_cache: EngineCacheConfig | None = None) -> Selection:
     """Resolve a manifest folder / manifest.json / .onnx / .engine to one file and a backend.
 
     From a manifest: the entry of ``precision``; an engine when ``backend`` is ``tensorrt``,
-    or ``auto`` and TensorRT is usable here; the ONNX file otherwise."""
+    or ``auto`` and TensorRT is usable here; the ONNX file otherwise. With ``backend``
+    ``tensorrt`` and no engine in the manifest (an export folder copied from a workstation),
+    or an ``.onnx`` file, the engine is built here on first use and cached
+    (:mod:`ndr_edge.runtime.engine_cache`; ``engine_cache`` says where and with which profile)."""
     _check_choice(backend, BACKEND_CHOICES, "backend")
     _check_choice(precision, PRECISIONS, "precision")
     if backend == "tensorrt":  # asked for explicitly: say first whether it can run here at all
         require_tensorrt(device)
     path = Path(path)
     if path.is_dir() or path.name == MANIFEST_NAME:
-        return _select_from_manifest(path, backend, precision, device)
+        return _select_from_manifest(path, backend, precision, device, engine_cache)
     suffix = path.suffix.lower()
     if suffix in ENGINE_SUFFIXES:
         if backend in ("onnxruntime", "openvino"):
@@ -79,17 +86,19 @@ def select_artifact(path: str | Path, backend: str = "auto", precision: str = "f
         return Selection(path, "tensorrt", None)
     if suffix in ONNX_SUFFIXES:
         if backend == "tensorrt":
-            raise InputError(
-                f"{path}: the tensorrt backend runs engines, not ONNX files; build one with ndr-export "
-                "(--formats engine) and pass the .engine or the export folder"
-            )
+            from ndr_edge.runtime.engine_cache import EngineCacheConfig, ensure_engine, onnx_meta
+
+            meta = onnx_meta(path)
+            built = ensure_engine(path, meta.precision, meta, engine_cache or EngineCacheConfig(), device=device)
+            return Selection(built.engine, "tensorrt", meta.precision)
         return Selection(path, "openvino" if backend == "openvino" else "onnxruntime", None)
     if not path.exists():
         raise ArtifactError(f"{path}: model not found; pass an export folder, an .onnx file or an .engine file")
     raise ArtifactError(f"{path}: unknown model type {suffix or '(no suffix)'!r}; pass an export folder, .onnx or .engine")
 
 
-def _select_from_manifest(path: Path, backend: str, precision: str, device: int) -> Selection:
+def _select_from_manifest(path: Path, backend: str, precision: str, device: int,
+                          engine_cache: EngineCacheConfig | None = None) -> Selection:
     directory = path if path.is_dir() else path.parent
     manifest = Manifest.read(path)
     entries = [e for e in manifest.artifacts if e.precision == precision]
@@ -102,11 +111,14 @@ def _select_from_manifest(path: Path, backend: str, precision: str, device: int)
     engines = [e for e in entries if e.format == "engine"]
     onnx = [e for e in entries if e.format == "onnx"]
     if backend == "tensorrt":
-        if not engines:
-            raise ArtifactError(
-                f"{directory}: no {precision} TensorRT engine in the manifest; build one with ndr-export --formats engine "
-                "on this machine, or use --backend onnxruntime"
-            )
+        if not engines:  # copied from the machine that exported it: build the engine here, once
+            from ndr_edge.runtime.engine_cache import EngineCacheConfig, engine_for_manifest
+
+            if precision == "fp32":
+                raise ArtifactError(f"{directory}: TensorRT engines are built from the FP16 or INT8 graph; use "
+                                    "--precision fp16 or int8 (or --backend onnxruntime for FP32)")
+            built = engine_for_manifest(directory, precision, engine_cache or EngineCacheConfig(), device=device)
+            return Selection(built.engine, "tensorrt", precision)
         chosen, kind = engines[0], "tensorrt"
     elif backend == "auto" and engines and tensorrt_unavailable_reason(device) is None:
         chosen, kind = engines[0], "tensorrt"
@@ -161,6 +173,7 @@ class Restorer(Closing):
         threads: int | None = None,
         ov_device: str = "CPU",
         ov_hint: str | None = None,
+        engine_cache: EngineCacheConfig | None = None,
     ) -> Restorer:
         """Open an export folder (``manifest.json``), an ``.onnx`` file or an ``.engine``.
 
@@ -171,8 +184,11 @@ class Restorer(Closing):
         Runtime execution providers (``cpu``, ``cuda``, ``tensorrt`` or full names;
         default CUDA when installed, then CPU). ``tiling``: tile size, overlap and batch
         (default: 512 px, 32 px overlap, or the engine profile's largest square);
-        ``auto_tile=False``: ``restore(frame)`` never tiles unless asked per call."""
-        selection = select_artifact(path, backend=backend, precision=precision, device=device)
+        ``auto_tile=False``: ``restore(frame)`` never tiles unless asked per call.
+        ``engine_cache``: where engines built here on first use are cached, with which
+        optimisation profile and workspace (default: ``<export>/engines``, the default profile)."""
+        selection = select_artifact(path, backend=backend, precision=precision, device=device,
+                                    engine_cache=engine_cache)
         settings = settings_for(selection.backend, providers, threads, device, ov_device, ov_hint)
         engine = open_backend(selection.path, selection.backend, settings, selection.expected_sha256)
         try:

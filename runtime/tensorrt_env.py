@@ -13,7 +13,7 @@ from ndr_edge.errors import BackendUnavailableError
 
 # what to do instead, by purpose
 _FALLBACK = {False: "or use the ONNX Runtime backend (--backend onnxruntime)",
-             True: "or run ndr-export with --no-engine"}
+             True: "or skip engines (ndr-export --no-engine) and run the ONNX graphs (--backend onnxruntime)"}
 # CUdevice_attribute values of the CUDA driver API (cuda.h)
 _CC_MAJOR, _CC_MINOR = 75, 76
 
