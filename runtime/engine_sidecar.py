@@ -24,7 +24,8 @@ from ndr_edge.errors import ArtifactError, InputError
 from ndr_edge.export.variants import SIDECAR_SUFFIX
 from ndr_edge.runtime.backend import InputLimits
 
-REBUILD_HINT = "rebuild the engine on this machine: ndr-export CHECKPOINT --formats engine (or trtexec --onnx=MODEL.onnx)"
+REBUILD_HINT = ("rebuild the engine on this machine: ndr-build EXPORT_FOLDER (torch-free), or ndr-export CHECKPOINT "
+                "--engine (or trtexec --onnx=MODEL.onnx)")
 
 
 _KEYS = ("meta", "tensorrt_version", "gpu_name", "compute_capability", "precision", "profiles", "io", "onnx_sha256")
@@ -150,7 +151,7 @@ def pick_profile(shape: tuple[int, ...], profiles: tuple[InputLimits, ...], engi
     raise InputError(
         f"{engine}: input shape {'x'.join(map(str, shape))} is outside the engine's profiles ({ranges}); "
         "use tiling with a tile inside the profile (--tile), or rebuild the engine with a larger max shape "
-        "(ndr-export --max-shape)"
+        "(ndr-export CHECKPOINT --engine --max NxCxHxW)"
     )
 
 

@@ -208,7 +208,7 @@ def _engine_io(sidecar: EngineSidecar) -> tuple[TensorSpec, TensorSpec, bool]:
         tensors[1] = by_mode.get("OUTPUT")
     if tensors[0] is None or tensors[1] is None:
         raise ArtifactError(f"{sidecar.path}: the sidecar lists no input/output tensors (io); rebuild the engine with "
-                            "ndr-export --formats engine")
+                            "ndr-build EXPORT_FOLDER on this machine")
     specs = []
     for tensor in tensors:
         assert tensor is not None

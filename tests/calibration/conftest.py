@@ -26,7 +26,7 @@ def export_micro(path: Path, dynamic: bool = True, size: int = CROP) -> Path:
     net = RestorationOnly(NDRRestore(config, with_degradation_net=False).eval().restoration_net).eval()
     axes = {0: "batch", 2: "height", 3: "width"}
     torch.onnx.export(
-        net, torch.rand(1, 3, size, size), str(path), input_names=["input"], output_names=["output"],
+        net, (torch.rand(1, 3, size, size),), str(path), input_names=["input"], output_names=["output"],
         dynamic_axes={"input": axes, "output": axes} if dynamic else None, opset_version=17, dynamo=False,
     )
     model = onnx.load(str(path))

@@ -120,13 +120,56 @@ def test_int8_model_keeps_metadata_and_records_choices(full_int8: tuple[Path, An
     json.dumps(result.to_dict())  # the export writes it into its manifest
 
 
-def test_int8_model_runs_and_tracks_fp32(full_int8: tuple[Path, Any], micro_onnx: Path) -> None:
+# INT8 against FP32 on the degraded crops: 58.5 dB measured here (minmax, default settings).
+# A quantiser off by little falls far below: every weight scale 10 % too large gives 37 dB,
+# activation scales 4x too coarse 49.7 dB (and 4x too fine, clipping, 30 dB).
+INT8_VS_FP32_FLOOR_DB = 52.0
+
+
+def _psnr_db(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR (peak 1) after clipping both to [0, 1], as the spec scores images."""
+    mse = float(np.mean((np.clip(a, 0, 1).astype(np.float64) - np.clip(b, 0, 1)) ** 2))
+    return float("inf") if mse == 0 else 10.0 * np.log10(1.0 / mse)
+
+
+def _psnr_per_crop(int8: Path, fp32: Path, samples: list[Any]) -> list[float]:
+    """INT8 output against FP32 output on each degraded crop (BGR NCHW, the model's order)."""
+    with open_cpu(fp32, 1) as ref, open_cpu(int8, 1) as got:
+        scores = []
+        for sample in samples:
+            assert sample.lq.shape[0] % 8 == 0 == sample.lq.shape[1] % 8  # no padding needed
+            batch = np.ascontiguousarray(sample.lq[..., ::-1].transpose(2, 0, 1)[None])
+            scores.append(_psnr_db(got.infer(batch), ref.infer(batch)))
+    return scores
+
+
+def _scale_weight_scales(model_path: Path, factor: float, out: Path) -> Path:
+    """A deliberately wrong quantiser: every INT8 weight's DequantizeLinear scale times ``factor``."""
+    model = onnx.load(str(model_path))
+    inits = {i.name: i for i in model.graph.initializer}
+    scales = {n.input[1] for n in model.graph.node if n.op_type == "DequantizeLinear" and n.input[0] in inits
+              and numpy_helper.to_array(inits[n.input[0]]).dtype == np.int8}
+    assert scales
+    for name in scales:
+        inits[name].CopyFrom(numpy_helper.from_array(numpy_helper.to_array(inits[name]) * np.float32(factor), name))
+    onnx.save(model, str(out))
+    return out
+
+
+def test_int8_model_runs_and_tracks_fp32(full_int8: tuple[Path, Any], micro_onnx: Path, eval_samples: list[Any],
+                                         tmp_path: Path) -> None:
     out, _ = full_int8
     x = np.random.default_rng(0).random((1, 3, 40, 48), dtype=np.float32)  # another size: axes stay dynamic
-    ref = open_cpu(micro_onnx, 1).infer(x)
-    got = open_cpu(out, 1).infer(x)
-    assert got.shape == ref.shape == (1, 3, 40, 48)
-    assert np.abs(got - ref).max() < 0.2 * (np.abs(ref).max() + 1e-6) + 0.05
+    with open_cpu(micro_onnx, 1) as fp32, open_cpu(out, 1) as int8:
+        ref, got = fp32.infer(x), int8.infer(x)
+    assert got.shape == ref.shape == (1, 3, 40, 48) and np.isfinite(got).all()
+    assert np.abs(got - ref).max() > 0  # really quantised, not the FP32 graph again
+    scores = _psnr_per_crop(out, micro_onnx, eval_samples)
+    assert {s.degradation for s in eval_samples} == {"noise25", "rain"} and len(scores) == len(eval_samples)
+    assert min(scores) >= INT8_VS_FP32_FLOOR_DB, scores
+    # the floor tells a right quantiser from a slightly wrong one
+    wrong = _scale_weight_scales(out, 1.1, tmp_path / "wrong-scales.onnx")
+    assert max(_psnr_per_crop(wrong, micro_onnx, eval_samples)) < INT8_VS_FP32_FLOOR_DB
 
 
 def test_excluded_nodes_stay_float(micro_onnx: Path, calib_dir: Path, tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -84,16 +85,24 @@ def tiny_model(tiny_dir: Path) -> Callable[[str], Path]:
 
 
 @pytest.fixture(scope="session")
-def ndr_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def ndr_torch() -> Any:
+    """The PyTorch graph behind ``ndr_onnx`` (ndr-edge-xs restoration net, random weights,
+    seeded, eval mode): one BGR NCHW tensor on [0, 1] in, the restored tensor out."""
+    pytest.importorskip("torch")
+    from ndr_edge.model import RestorationOnly
+
+    model = untrained("ndr-edge-xs", with_degradation_net=False)
+    return RestorationOnly(model.restoration_net).eval()
+
+
+@pytest.fixture(scope="session")
+def ndr_onnx(tmp_path_factory: pytest.TempPathFactory, ndr_torch: Any) -> Path:
     """The real ndr-edge-xs restoration graph (random weights, seeded), dynamic N/H/W, with
     ArtifactMeta -- exported here with torch, without the export helper's code."""
     torch = pytest.importorskip("torch")
     import onnx
 
-    from ndr_edge.model import RestorationOnly
-
-    model = untrained("ndr-edge-xs", with_degradation_net=False)
-    graph = RestorationOnly(model.restoration_net).eval()
+    graph = ndr_torch
     path = tmp_path_factory.mktemp("ndr-onnx") / "ndr-edge-xs.onnx"
     axes = {0: "n", 2: "h", 3: "w"}
     with torch.no_grad(), warnings.catch_warnings():
@@ -102,7 +111,8 @@ def ndr_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
                           output_names=["output"], opset_version=17, dynamic_axes={"input": axes, "output": axes},
                           dynamo=False)
     proto = onnx.load(str(path))
-    for key, value in ArtifactMeta(preset="ndr-edge-xs", channel_order="BGR", config=model.config.to_dict()).to_props().items():
+    meta = ArtifactMeta(preset="ndr-edge-xs", channel_order="BGR", config=graph.net.config.to_dict())
+    for key, value in meta.to_props().items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
     onnx.save(proto, str(path))
@@ -110,20 +120,26 @@ def ndr_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 class NumpyBackend(Backend):
-    """A pure-numpy backend (so tracemalloc sees every allocation) that records batch shapes."""
+    """A pure-numpy backend (so tracemalloc sees every allocation) that records batch shapes,
+    and with ``keep_batches`` a copy of every batch it is fed (off by default: the memory
+    tests measure the restorer, not this log)."""
 
     name = "numpy"
 
     def __init__(self, func: Callable[[np.ndarray], np.ndarray] | None = None,
-                 meta: ArtifactMeta | None = None, record: bool = True) -> None:
+                 meta: ArtifactMeta | None = None, record: bool = True, keep_batches: bool = False) -> None:
         super().__init__(Path("numpy-model"), meta or ArtifactMeta(preset="numpy", channel_order="RGB"))
         self.func = func or (lambda batch: batch.copy())
         self.shapes: list[tuple[int, ...]] = []
+        self.batches: list[np.ndarray] = []
         self.record = record
+        self.keep_batches = keep_batches
 
     def infer_impl(self, batch: np.ndarray) -> np.ndarray:
         if self.record:
             self.shapes.append(batch.shape)
+        if self.keep_batches:
+            self.batches.append(batch.copy())
         return self.func(batch)
 
 
@@ -141,7 +157,8 @@ def write_video(path: Path, frames: list[np.ndarray], fps: float = 10.0) -> Path
     import cv2
 
     height, width = frames[0].shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (width, height))
+    fourcc = cv2.VideoWriter_fourcc(*"MJPG")  # type: ignore[attr-defined]
+    writer = cv2.VideoWriter(str(path), fourcc, fps, (width, height))
     assert writer.isOpened()
     for frame in frames:
         writer.write(frame)

@@ -1,8 +1,10 @@
-"""ndr-restore on an image, a folder and a small video; bad input exits non-zero with one
-line; the OpenCV capture/writer helpers."""
+"""ndr-restore on an image, a folder and a small video, each compared pixel for pixel with
+the library call (same model, same tiling); bad input exits non-zero with one line; the
+OpenCV capture/writer helpers. Only the tests that read or write video need OpenCV."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -14,16 +16,17 @@ from click.testing import CliRunner
 
 from ndr_edge.errors import InputError
 from ndr_edge.imageio import read_image, write_image
-from ndr_edge.runtime import VideoSource, VideoWriter, parse_source
+from ndr_edge.runtime import Restorer, TileConfig, VideoSource, VideoWriter, parse_source
 from ndr_edge.runtime.cli import main
 from ndr_edge.runtime.tensorrt_backend import tensorrt_unavailable_reason
 
-from .conftest import write_video
+from .conftest import MIX, write_video
 
-cv2 = pytest.importorskip("cv2")
+needs_cv2 = pytest.mark.skipif(importlib.util.find_spec("cv2") is None,
+                               reason="needs OpenCV for video (pip install opencv-python-headless)")
 
 
-def _invoke(*args: str):
+def _invoke(*args: object):  # type: ignore[no-untyped-def]
     return CliRunner().invoke(main, [str(a) for a in args])
 
 
@@ -47,40 +50,109 @@ def test_one_image(tiny_model, images, tmp_path) -> None:
     # an output folder takes the input's name
     (tmp_path / "dir").mkdir()
     assert _invoke(tiny_model("identity"), images / "img1.png", "-o", tmp_path / "dir", "-q").exit_code == 0
-    assert (tmp_path / "dir" / "img1.png").is_file()
+    np.testing.assert_array_equal(read_image(tmp_path / "dir" / "img1.png"), read_image(images / "img1.png"))
+
+
+NAMES = ["img0.png", "img1.png", "img2.png"]
+
+
+def _library(model: Path, images: Path, tile: TileConfig | bool) -> dict[str, np.ndarray]:
+    """What the library restores for each image of the folder, as int for differences."""
+    with Restorer.open(model) as restorer:
+        return {n: restorer.restore(read_image(images / n), channel_order="RGB", tile=tile).astype(int) for n in NAMES}
+
+
+def _restored(folder: Path) -> dict[str, np.ndarray]:
+    assert sorted(p.name for p in folder.iterdir()) == NAMES
+    return {n: read_image(folder / n).astype(int) for n in NAMES}
 
 
 def test_a_folder_with_tiling_options(tiny_model, images, tmp_path) -> None:
-    out = tmp_path / "restored"
-    result = _invoke(tiny_model("blur"), images, "-o", out, "--tile", 16, "--overlap", 4, "--tile-batch", 2, "-q")
+    """The blur model pads with zeros, so tiles show: where the tile options are ignored, or
+    taken differently from the library, the pictures differ."""
+    blur = tiny_model("blur")
+    result = _invoke(blur, images, "-o", tmp_path / "t16", "--tile", 16, "--overlap", 4, "--tile-batch", 2, "-q",
+                     "--json", tmp_path / "t16.json")
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in out.iterdir()) == ["img0.png", "img1.png", "img2.png"]
-    assert read_image(out / "img2.png").shape == (32, 44, 3)
     assert "3 frames" in result.stdout
+    assert json.loads((tmp_path / "t16.json").read_text())["model"]["tiling"] == {"tile": 16, "overlap": 4, "batch": 2}
+    tiled, whole = _restored(tmp_path / "t16"), _library(blur, images, tile=False)
+    library = _library(blur, images, tile=TileConfig(16, 4, 2))
+    no_overlap = _invoke(blur, images, "-o", tmp_path / "t16-0", "--tile", 16, "--overlap", 0, "-q")
+    untiled = _invoke(blur, images, "-o", tmp_path / "t0", "--tile", 0, "-q")
+    default = _invoke(blur, images, "-o", tmp_path / "auto", "-q")  # 512 px tiles: these frames are whole
+    assert no_overlap.exit_code == untiled.exit_code == default.exit_code == 0
+    seams = _restored(tmp_path / "t16-0")
+    library_seams = _library(blur, images, tile=TileConfig(16, 0, 1))
+    inner = (slice(0, -1), slice(0, -1))  # the last row/column: reflect padding whole, zero padding in a tile
+    for name in NAMES:
+        np.testing.assert_array_equal(tiled[name], library[name], err_msg=name)
+        np.testing.assert_array_equal(seams[name], library_seams[name], err_msg=name)
+        assert tiled[name].shape == whole[name].shape == read_image(images / name).shape
+        assert np.abs(tiled[name] - whole[name]).max() > 20, name  # the tiles are real
+        assert np.abs(tiled[name] - whole[name])[inner].max() <= 8, name  # blended over the 4 px overlap
+        assert np.abs(seams[name] - whole[name])[inner].max() > 50, name  # no overlap: hard seams
+    for folder in ("t0", "auto"):
+        for name, picture in _restored(tmp_path / folder).items():
+            np.testing.assert_array_equal(picture, whole[name], err_msg=f"{folder}/{name}")
 
 
+def _decode(path: Path) -> list[np.ndarray]:
+    """Every frame of a video with OpenCV itself (BGR uint8), not through the runtime."""
+    import cv2
+
+    capture = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(frame)
+    capture.release()
+    return frames
+
+
+@needs_cv2
 def test_a_video(tiny_model, tmp_path, rng) -> None:
     frames = [rng.integers(0, 256, (48, 64, 3), dtype=np.uint8) for _ in range(5)]
-    video = write_video(tmp_path / "in.avi", frames)
+    video = write_video(tmp_path / "in.avi", frames)  # MJPG: lossy, so the reference decodes it too
+    decoded = _decode(video)
+    assert len(decoded) == 5
+    mix = tiny_model("mix")  # a BGR model that mixes colours: a swapped channel order shows
+    with Restorer.open(mix) as restorer:
+        expected = [restorer.restore(f, channel_order="BGR") for f in decoded]
+    by_hand = [(np.clip(np.einsum("oc,hwc->hwo", MIX, f / 255.0), 0, 1) * 255 + 0.5).astype(np.uint8) for f in decoded]
     out = tmp_path / "out.avi"
-    result = _invoke(tiny_model("identity"), video, "-o", out)
+    result = _invoke(mix, video, "-o", out, "--fourcc", "FFV1")  # lossless, so pixels can be compared
     assert result.exit_code == 0, result.output
-    with VideoSource(str(out)) as restored:
-        got = list(restored)
-    assert len(got) == 5 and got[0].shape == (48, 64, 3)
     assert "5 frames" in result.stdout
+    got = _decode(out)
+    assert len(got) == 5
+    for index, (frame, want, hand) in enumerate(zip(got, expected, by_hand)):
+        np.testing.assert_array_equal(frame, want, err_msg=f"frame {index}")
+        assert np.abs(frame.astype(int) - hand).max() <= 1, index
+    assert np.abs(got[0].astype(int) - decoded[0]).mean() > 5  # the model really changed the frames
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary left
-    limited = _invoke(tiny_model("identity"), video, "-o", tmp_path / "two.mp4", "--max-frames", 2, "-q")
+    limited = _invoke(mix, video, "-o", tmp_path / "two.avi", "--fourcc", "FFV1", "--max-frames", 2, "-q")
     assert limited.exit_code == 0 and "2 frames" in limited.stdout
+    two = _decode(tmp_path / "two.avi")
+    assert len(two) == 2
+    for frame, want in zip(two, expected[:2]):
+        np.testing.assert_array_equal(frame, want)
+    mp4 = _invoke(mix, video, "-o", tmp_path / "two.mp4", "--max-frames", 2, "-q")  # the default codec by suffix
+    assert mp4.exit_code == 0 and len(_decode(tmp_path / "two.mp4")) == 2
 
 
 @pytest.mark.parametrize("case", ["missing input", "missing model", "bad tile", "no output", "same folder",
-                                  "unknown suffix", "video to png", "truncated model", "tensorrt"])
+                                  "unknown suffix", pytest.param("video to png", marks=needs_cv2), "truncated model",
+                                  "tensorrt"])
 def test_bad_input_exits_non_zero_with_one_line(case, tiny_model, images, tmp_path) -> None:
     model = tiny_model("identity")
     bad_model = tmp_path / "bad.onnx"
     bad_model.write_bytes(Path(model).read_bytes()[:40])
-    video = write_video(tmp_path / "v.avi", [np.zeros((16, 16, 3), np.uint8)] * 2)
+    video = tmp_path / "v.avi"
+    if case == "video to png":
+        write_video(video, [np.zeros((16, 16, 3), np.uint8)] * 2)
     (tmp_path / "data.xyz").write_text("?")
     args = {
         "missing input": (model, tmp_path / "nope.png", "-o", tmp_path / "o.png"),
@@ -118,6 +190,7 @@ def test_parse_source() -> None:
     assert parse_source("clip.mp4") == ("file", "clip.mp4")
 
 
+@needs_cv2
 def test_video_source_and_atomic_writer(tmp_path, rng) -> None:
     frames = [rng.integers(0, 256, (32, 40, 3), dtype=np.uint8) for _ in range(4)]
     video = write_video(tmp_path / "in.avi", frames)
@@ -131,10 +204,15 @@ def test_video_source_and_atomic_writer(tmp_path, rng) -> None:
         writer.write(frames[0])
         raise RuntimeError("capture failed half-way")
     assert not target.exists() and list(tmp_path.glob(".out*")) == []  # aborted: nothing left
-    with VideoWriter(target, fps=10) as writer:
+    with VideoWriter(target, fps=10, fourcc="FFV1") as writer:  # lossless: the pixels can be compared
         writer.write(frames[0])
         with pytest.raises(InputError, match="differs"):
             writer.write(np.zeros((16, 16, 3), np.uint8))
         with pytest.raises(InputError, match="uint8"):
             writer.write(np.zeros((32, 40, 3), np.float32))
-    assert target.is_file()
+        writer.write(frames[1])
+    assert writer.frames_written == 2
+    written = _decode(target)  # the refused frames are not in the file; the good ones are, exactly
+    assert len(written) == 2
+    np.testing.assert_array_equal(written[0], frames[0])
+    np.testing.assert_array_equal(written[1], frames[1])

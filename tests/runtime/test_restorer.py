@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ from ndr_edge.runtime.tensorrt_backend import tensorrt_unavailable_reason
 from .conftest import MIX, build_tiny
 
 NO_TRT = tensorrt_unavailable_reason()
+PadMode = Literal["reflect", "edge", "symmetric", "constant"]
 
 
 def _mix_reference_rgb(rgb: np.ndarray) -> np.ndarray:
@@ -70,13 +72,54 @@ def test_value_range_from_metadata(tiny_model) -> None:
     np.testing.assert_array_equal(out, 110)
 
 
-def test_pads_to_the_size_multiple_and_crops_back(numpy_backend, rng) -> None:
-    backend = numpy_backend()
-    frame = rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)
-    restorer = Restorer(backend)
-    out = restorer.restore(frame)
-    assert backend.shapes == [(1, 3, 40, 56)]
-    np.testing.assert_array_equal(out, frame)
+def _model_batch(frame: np.ndarray, order: str, value_range: tuple[float, float]) -> np.ndarray:
+    """An RGB uint8 frame as the model takes it before padding (1x3xHxW), computed by hand."""
+    unit = frame.astype(np.float32) / np.float32(255.0)
+    if order == "BGR":
+        unit = unit[..., ::-1]
+    low, high = value_range
+    return (unit * np.float32(high - low) + np.float32(low)).transpose(2, 0, 1)[None]
+
+
+def _flip(batch: np.ndarray) -> np.ndarray:
+    """A position-dependent 'model': the padded rows/columns land inside the cropped output."""
+    return np.ascontiguousarray(batch[:, :, ::-1, ::-1])
+
+
+# (H, W), size multiple, np.pad mode: the spec's protocol pads right/bottom by reflection
+# (ndr-restore-architecture.md, "Conventions of the published model"); frames.py falls back to
+# edge padding when a pad is not smaller than the frame (reflection needs pad < size; the spec
+# says nothing of such frames). None: already a multiple, fed as it is.
+PAD_CASES = [((37, 53), 8, "reflect"), ((37, 53), 16, "reflect"), ((5, 13), 8, "reflect"),
+             ((3, 5), 8, "edge"), ((4, 12), 8, "edge"), ((16, 24), 8, None)]
+
+
+@pytest.mark.parametrize("order, value_range", [("RGB", (0.0, 1.0)), ("BGR", (0.0, 255.0))])
+@pytest.mark.parametrize("size, multiple, mode", PAD_CASES)
+def test_the_backend_gets_the_frame_padded_as_the_spec_says(numpy_backend, rng, size, multiple, mode, order,
+                                                            value_range) -> None:
+    h, w = size
+    frame = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    meta = ArtifactMeta(preset="numpy", channel_order=order, value_range=value_range, size_multiple=multiple)
+    backend = numpy_backend(_flip, meta=meta, keep_batches=True)
+    out = Restorer(backend, auto_tile=False).restore(frame, channel_order="RGB")
+    ph, pw = (-h) % multiple, (-w) % multiple
+    unpadded = _model_batch(frame, order, value_range)
+    expected = unpadded if mode is None else np.pad(unpadded, ((0, 0), (0, 0), (0, ph), (0, pw)), mode=mode)
+    (fed,) = backend.batches
+    assert fed.shape == (1, 3, h + ph, w + pw) and fed.shape[2] % multiple == 0 == fed.shape[3] % multiple
+    np.testing.assert_allclose(fed, expected, rtol=1e-6)
+    if mode is not None:  # the other padding modes would have given another batch
+        others: list[PadMode] = [m for m in ("reflect", "edge", "symmetric", "constant") if m != mode]
+        for other in others:
+            assert np.abs(np.pad(unpadded, ((0, 0), (0, 0), (0, ph), (0, pw)), mode=other) - expected).max() > 0.01
+    # crop back: the top-left HxW of the model's output, in the caller's order, dtype and range
+    low, high = value_range
+    restored = (_flip(expected)[0, :, :h, :w].transpose(1, 2, 0) - np.float32(low)) / np.float32(high - low)
+    if order == "BGR":
+        restored = restored[..., ::-1]
+    assert out.shape == frame.shape and out.dtype == np.uint8
+    assert np.abs(out.astype(int) - (np.clip(restored, 0, 1) * 255 + 0.5).astype(np.uint8)).max() == 0
 
 
 def test_bad_frames_are_refused_and_the_restorer_keeps_working(tiny_model, rng) -> None:
@@ -185,19 +228,39 @@ def test_tensorrt_requested_without_tensorrt(tmp_path, tiny_model) -> None:
         assert restorer.backend.name == "onnxruntime"
 
 
-def test_ndr_model_restores_any_size_with_the_same_call(ndr_onnx, rng) -> None:
-    frame = rng.integers(0, 256, (45, 70, 3), dtype=np.uint8)
+def _torch_restore(graph: Any, frame_rgb: np.ndarray, pad_mode: PadMode = "reflect") -> np.ndarray:
+    """The published protocol by hand, on the PyTorch model: RGB -> BGR on [0, 1], pad right/bottom
+    to a multiple of 8 with ``pad_mode``, run, crop back, BGR -> RGB; float32 HxWx3, not clipped."""
+    import torch
+
+    h, w = frame_rgb.shape[:2]
+    bgr = frame_rgb[..., ::-1].astype(np.float32) / 255.0
+    batch = np.pad(bgr.transpose(2, 0, 1)[None], ((0, 0), (0, 0), (0, (-h) % 8), (0, (-w) % 8)), mode=pad_mode)
+    with torch.no_grad():
+        out = graph(torch.from_numpy(np.ascontiguousarray(batch))).numpy()
+    return np.ascontiguousarray(out[0, :, :h, :w].transpose(1, 2, 0)[..., ::-1])
+
+
+NDR_ATOL = 1e-5  # ONNX Runtime vs PyTorch in float32: measured 4e-7 here; edge padding moves it by 2e-2
+
+
+@pytest.mark.parametrize("size", [(45, 70), (64, 40), (13, 30)])
+def test_ndr_model_restores_any_size_as_pytorch_does(ndr_onnx, ndr_torch, rng, size) -> None:
+    frame = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
+    reference = _torch_restore(ndr_torch, frame)
     with Restorer.open(ndr_onnx) as restorer:
         out = restorer.restore(frame, channel_order="RGB")
         again = restorer.restore(np.ascontiguousarray(frame[..., ::-1]), channel_order="BGR")
-    assert out.shape == frame.shape and out.dtype == np.uint8
+        as_float = restorer.restore(frame.astype(np.float32) / 255.0, channel_order="RGB")
+    assert out.shape == frame.shape and out.dtype == np.uint8 and as_float.dtype == np.float32
     np.testing.assert_array_equal(again[..., ::-1], out)
-
-
-def test_tiny_frames_are_edge_padded_and_cropped(tiny_model) -> None:
-    frame = np.arange(3 * 5 * 3, dtype=np.uint8).reshape(3, 5, 3)
-    with Restorer.open(tiny_model("identity")) as restorer:
-        np.testing.assert_array_equal(restorer.restore(frame), frame)
+    np.testing.assert_allclose(as_float, np.clip(reference, 0, 1), atol=NDR_ATOL)
+    expected = (np.clip(reference, 0, 1) * 255 + 0.5).astype(np.uint8)
+    assert np.abs(out.astype(int) - expected).max() <= 1  # a rounding step at most (ORT vs torch float sums)
+    assert np.abs(expected.astype(int) - frame).mean() > 5  # the network really changes the picture
+    if (-size[0]) % 8 or (-size[1]) % 8:  # padded: another padding mode is visibly another result
+        edge = _torch_restore(ndr_torch, frame, pad_mode="edge")
+        assert np.abs(edge - reference).max() > 100 * NDR_ATOL
 
 
 @pytest.mark.skipif(NO_TRT is None, reason="TensorRT works here; this checks the machines without it")
