@@ -274,6 +274,9 @@ def sensitivity(model: str, set_dir: str | None, method: str, activations: str, 
 @click.option("--float-act-matmul/--quantize-act-matmul", default=True, show_default=True,
               help="Keep MatMuls of two activations (attention q.k^T) in float: without VNNI their INT8 sums "
                    "overflow, and OpenVINO then disagrees with ONNX Runtime.")
+@click.option("--float-after-concat/--quantize-after-concat", default=True, show_default=True,
+              help="Keep Convs fed by a Concat (the decoder's skip joins) in float: OpenVINO reads the Q/DQ of a "
+                   "Concat output differently from ONNX Runtime.")
 @click.option("--max-groups", default=32, show_default=True, type=click.IntRange(1))
 @click.option("--samples", "max_samples", type=click.IntRange(1), help="Use only the first N crops of the set.")
 @_eval_options
@@ -281,7 +284,8 @@ def sensitivity(model: str, set_dir: str | None, method: str, activations: str, 
 @click.option("--quiet", is_flag=True)
 @one_line_errors(PROG)
 def quantize(model: str, output: str, set_dir: str | None, method: str, budget: str, activations: str,
-             op_types: str, float_depthwise: bool, float_act_matmul: bool, max_groups: int, max_samples: int | None, eval_data: str | None, degradations: str | None,
+             op_types: str, float_depthwise: bool, float_act_matmul: bool,
+             float_after_concat: bool, max_groups: int, max_samples: int | None, eval_data: str | None, degradations: str | None,
              eval_max_side: int, threads: int | None, latency_size: int, json_out: str | None, quiet: bool) -> None:
     """Write a quality-aware INT8 model: layers stay in float until the loss is within --budget."""
     from ndr_edge.calibration.int8 import quantize_int8
@@ -289,12 +293,12 @@ def quantize(model: str, output: str, set_dir: str | None, method: str, budget: 
     samples = _eval_set(eval_data, degradations, eval_max_side)
     result = quantize_int8(model, output, calibration=set_dir, method=method, budget_db=budget_db, eval_set=samples,
                            progress=not quiet, activations=activations, op_types=_op_types(op_types),
-                           float_depthwise=float_depthwise, float_act_matmul=float_act_matmul, max_samples=max_samples,
-                           max_groups=max_groups, latency_shape=_latency_shape(latency_size), threads=threads)
+                           float_depthwise=float_depthwise, float_act_matmul=float_act_matmul,
+                           float_after_concat=float_after_concat, max_samples=max_samples, max_groups=max_groups, latency_shape=_latency_shape(latency_size), threads=threads)
     click.echo(result.table())
     groups = result.details.get("excluded_groups", [])
     click.echo(f"kept in float: {len(result.excluded)} nodes ({len(result.kept_by_settings())} by "
-               "--float-depthwise/--float-act-matmul; "
+               "--float-depthwise/--float-act-matmul/--float-after-concat; "
                f"{len(groups)} layer groups for quality{': ' + ', '.join(groups) if groups else ''})")
     if result.latency:
         lat = result.latency

@@ -61,6 +61,11 @@ class QuantSettings:
     - ``output_qdq=False``: Q/DQ on the inputs of Conv and MatMul only, as TensorRT's
       explicit-quantisation guide places them (and it avoids an OpenVINO bug: a Conv with bias
       whose Q/DQ output feeds a Shape gets bias[0] on every channel under dynamic shapes).
+    - ``float_after_concat``: a Conv whose input is a Concat (the decoder's 1x1 convolutions
+      after each skip connection) stays in float. On the trained ndr-edge-xs, the Q/DQ pair
+      on ``/net/Concat_1`` alone puts OpenVINO 32.6 dB away from ONNX Runtime (no other pair
+      quantised: 134.7 dB); every pair except the three Concat ones: 53.9 dB, all pairs:
+      24.9 dB (``benchmarks/int8_qdq_bisect.py``, which finds such pairs).
     """
 
     method: str = DEFAULT_INT8_METHOD
@@ -71,6 +76,7 @@ class QuantSettings:
     reduce_range: bool = True
     float_act_matmul: bool = True
     output_qdq: bool = False
+    float_after_concat: bool = True
     percentile: float = 99.999
     max_samples: int | None = None
     batch_size: int = 1
@@ -144,7 +150,8 @@ class Quantizer:
             sha256_file(self.source)[:12], calib.fingerprint()[:12], settings.method, settings.activations,
             "all" if not settings.op_types else "+".join(settings.op_types), f"p{settings.percentile:g}",
             f"n{settings.max_samples or len(calib)}", self.channel_order,
-            f"r{int(settings.reduce_range)}{int(settings.float_act_matmul)}{int(settings.output_qdq)}",
+            f"r{int(settings.reduce_range)}{int(settings.float_act_matmul)}{int(settings.output_qdq)}"
+            f"{int(settings.float_after_concat)}",
         ])
         self.cache = Path(cache_dir or self.workdir) / f"ranges-{key}.json"
         self.cache.parent.mkdir(parents=True, exist_ok=True)
@@ -191,6 +198,9 @@ class Quantizer:
                          "kernels have no fused signed-INT8 depthwise convolution)")
             act_matmul = (f"{SETTINGS_REASON} MatMul of two activations kept in float (float_act_matmul; without "
                           "VNNI its 16-bit INT8 sums overflow, in ONNX Runtime and OpenVINO alike)")
+            after_concat = (f"{SETTINGS_REASON} Conv after a Concat kept in float (float_after_concat; OpenVINO "
+                            "computes the Q/DQ of a Concat output differently from the ONNX semantics)")
+            concat_outputs = {o for n in graph.node if n.op_type == "Concat" for o in n.output}
             self._forced = []
             for n in graph.node:
                 if self.settings.float_depthwise and n.op_type == "Conv" and any(
@@ -198,6 +208,8 @@ class Quantizer:
                     self._forced.append((n.name, n.op_type, depthwise))
                 elif self.settings.float_act_matmul and n.op_type == "MatMul" and n.input[1] not in weights:
                     self._forced.append((n.name, n.op_type, act_matmul))
+                elif self.settings.float_after_concat and n.op_type == "Conv" and n.input[0] in concat_outputs:
+                    self._forced.append((n.name, n.op_type, after_concat))
         return self._forced
 
     def _op_types(self) -> list[str] | None:

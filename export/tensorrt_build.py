@@ -139,7 +139,7 @@ def _progress_monitor(progress: Callable[[str], None]) -> Any:
     (TensorRT 10+; None where the bindings lack it)."""
     import tensorrt as trt
 
-    base = getattr(trt, "IProgressMonitor", None)
+    base: Any = getattr(trt, "IProgressMonitor", None)
     if base is None:
         return None
 

@@ -83,12 +83,14 @@ def test_info_names_a_corrupt_shard(calib_dir: Path, tmp_path: Path) -> None:
 
 def _forced_float(fp32: Path) -> set[str]:
     """Nodes the default settings keep in float, found in the FP32 graph: depthwise (grouped)
-    convolutions and MatMuls of two activations (their B input no weight)."""
+    convolutions, MatMuls of two activations (their B input no weight) and Convs fed by a Concat."""
     graph = onnx.load(str(fp32)).graph
     weights = {i.name for i in graph.initializer}
+    concat = {o for n in graph.node if n.op_type == "Concat" for o in n.output}
     return {n.name for n in graph.node
             if (n.op_type == "Conv" and any(a.name == "group" and a.i > 1 for a in n.attribute))
-            or (n.op_type == "MatMul" and n.input[1] not in weights)}
+            or (n.op_type == "MatMul" and n.input[1] not in weights)
+            or (n.op_type == "Conv" and n.input[0] in concat)}
 
 
 def _qdq_layout(path: Path) -> tuple[dict[str, bool], list[np.ndarray]]:
@@ -141,7 +143,7 @@ def test_quantize_command(micro_onnx: Path, calib_dir: Path, tmp_path: Path) -> 
                   "--budget", "none", "--degradations", "noise25", "--eval-max-side", "32", "--latency-size", "0",
                   "--threads", "1", "--json", str(tmp_path / "int8.json"), "--quiet")
     assert result.exit_code == 0, result.output + result.stderr
-    assert "noise25" in result.output and "by --float-depthwise/--float-act-matmul; 0 layer groups for quality" in result.output
+    assert "noise25" in result.output and "by --float-depthwise/--float-act-matmul/--float-after-concat; 0 layer groups for quality" in result.output
     assert "kept in float: 0 nodes" not in result.output  # the micro model has depthwise convolutions
     report = json.loads((tmp_path / "int8.json").read_text())
     # what was asked for
@@ -150,6 +152,7 @@ def test_quantize_command(micro_onnx: Path, calib_dir: Path, tmp_path: Path) -> 
     settings = report["details"]["settings"]
     assert settings["method"] == "minmax" and settings["op_types"] == ["Conv", "MatMul"]
     assert settings["float_depthwise"] is True and settings["float_act_matmul"] is True
+    assert settings["float_after_concat"] is True
     assert report["details"]["calibration"]["count"] == json.loads((calib_dir / "manifest.json").read_text())["count"]
     # the nodes it says it kept in float are the depthwise convs and activation MatMuls of the FP32 graph, and
     # the written model has them in float while every other Conv / MatMul reads DequantizeLinear
@@ -169,7 +172,7 @@ def test_quantize_command(micro_onnx: Path, calib_dir: Path, tmp_path: Path) -> 
     assert abs(report["details"]["psnr_int8"]["noise25"] - int8_db) < 1e-3
     assert abs(report["loss_db"]["noise25"] - (fp32_db - int8_db)) < 1e-3
     every = _run("quantize", str(micro_onnx), "-o", str(out), "--set", str(calib_dir), "--method", "minmax",
-                 "--budget", "none", "--quantize-depthwise", "--quantize-act-matmul", "--degradations", "noise25", "--eval-max-side", "32",
+                 "--budget", "none", "--quantize-depthwise", "--quantize-act-matmul", "--quantize-after-concat", "--degradations", "noise25", "--eval-max-side", "32",
                  "--latency-size", "0", "--threads", "1", "--quiet")
     assert every.exit_code == 0 and "kept in float: 0 nodes" in every.output, every.output + every.stderr
     quantised, _ = _qdq_layout(out)

@@ -57,7 +57,11 @@ def test_int8_graph_is_qdq_with_per_channel_symmetric_weights(full_int8: tuple[P
     per_channel = 0
     depthwise = [n for n in model.graph.node if _is_depthwise(n)]
     assert depthwise and all(_is_float_layer(model, n.name) for n in depthwise)  # float_depthwise (default)
-    for conv in (n for n in model.graph.node if n.op_type == "Conv" and not _is_depthwise(n)):
+    concat = {o for n in model.graph.node if n.op_type == "Concat" for o in n.output}
+    after_concat = [n for n in model.graph.node if n.op_type == "Conv" and n.input[0] in concat]
+    assert all(_is_float_layer(model, n.name) for n in after_concat)  # float_after_concat (default)
+    for conv in (n for n in model.graph.node
+                 if n.op_type == "Conv" and not _is_depthwise(n) and n.input[0] not in concat):
         dq = producers.get(conv.input[1])
         assert dq is not None and dq.op_type == "DequantizeLinear", f"{conv.name}: weight is not quantised"
         weight, scale, zero = (inits[i] for i in dq.input)
@@ -104,14 +108,22 @@ def test_int8_model_keeps_metadata_and_records_choices(full_int8: tuple[Path, An
         return n.input[1] not in weights and not (
             b is not None and b.op_type == "DequantizeLinear" and b.input[0] in weights)
 
-    forced = [n.name for n in graph.node if _is_depthwise(n) or act_matmul(n)]
+    concat = {o for n in graph.node if n.op_type == "Concat" for o in n.output}
+
+    def after_concat(n: onnx.NodeProto) -> bool:  # a Conv fed by a Concat (the decoder's skip joins)
+        return n.op_type == "Conv" and n.input[0] in concat
+
+    forced = [n.name for n in graph.node if _is_depthwise(n) or act_matmul(n) or after_concat(n)]
     assert any(_is_depthwise(n) for n in graph.node) and any(act_matmul(n) for n in graph.node)
+    assert any(after_concat(n) for n in graph.node)
     assert record["method"] == "minmax" and sorted(record["excluded"]) == sorted(forced) and record["format"] == "QDQ"
     assert len(record["excluded"]) == len(set(record["excluded"]))
     assert record["op_types"] == ["Conv", "MatMul"] and record["float_depthwise"] is True
     assert record["float_act_matmul"] is True and record["reduce_range"] is True
+    assert record["float_after_concat"] is True
     assert result.method == "minmax" and [e["node"] for e in result.excluded] == record["excluded"]
-    assert all(e["reason"].startswith(("settings: depthwise", "settings: MatMul of two activations"))
+    assert all(e["reason"].startswith(("settings: depthwise", "settings: MatMul of two activations",
+                                       "settings: Conv after a Concat"))
                for e in result.excluded)
     assert set(result.loss_db) == {"noise25", "rain"}
     assert set(result.latency["models"]) == {"fp32", "int8"} and result.latency["ratio"]["fp32"] == 1.0
@@ -173,7 +185,7 @@ def test_int8_model_runs_and_tracks_fp32(full_int8: tuple[Path, Any], micro_onnx
 
 
 def test_excluded_nodes_stay_float(micro_onnx: Path, calib_dir: Path, tmp_path: Path) -> None:
-    settings = QuantSettings(method="minmax", float_depthwise=False, float_act_matmul=False)
+    settings = QuantSettings(method="minmax", float_depthwise=False, float_act_matmul=False, float_after_concat=False)
     quantizer = Quantizer(micro_onnx, CalibrationSet.open(calib_dir), settings, tmp_path / "w", progress=False)
     convs = [name for name, op in quantizer.quantizable_nodes() if op == "Conv"]
     keep = [convs[0], convs[len(convs) // 2], convs[-1]]

@@ -89,3 +89,53 @@ def test_max_abs():
     b[1, 2] = -0.25
     assert max_abs(a, b) == pytest.approx(0.25)
     assert max_abs(a, a) == 0.0
+
+
+def test_psnr_from_mse_uses_the_peak_squared():
+    from ndr_edge.metrics import psnr_from_mse
+
+    assert psnr_from_mse(0.01) == pytest.approx(20.0)
+    assert psnr_from_mse(4.0, peak=255.0) == pytest.approx(10 * math.log10(255.0**2 / 4.0))
+    assert psnr_from_mse(0.0, peak=255.0) == math.inf
+
+
+def test_json_float():
+    from ndr_edge.metrics import json_float
+
+    assert json_float(None) is None
+    assert json_float(math.inf) == "inf" and json_float(-math.inf) == "-inf"
+    value = json_float(np.float32(1.23456), 2)
+    assert value == 1.23 and type(value) is float
+    exact = json_float(np.float64(31.123456789))
+    assert exact == 31.123456789 and type(exact) is float
+    assert json_float(0.0) == 0.0 and json_float(-2.5, 0) == -2.0
+
+
+def test_negative_values_are_clipped_to_zero():
+    clean = np.zeros((12, 12, 3), np.float32)
+    assert psnr(clean - 0.5, clean) == math.inf  # -0.5 clips to 0
+    half = clean.copy()
+    half[..., 0] = -1.0
+    assert psnr(half, clean + 0.1) == pytest.approx(psnr(clean, clean + 0.1))
+
+
+def test_bad_inputs_name_the_side_and_the_shape(clean):
+    def message(a, b, func=psnr) -> str:
+        with pytest.raises(InputError) as caught:
+            func(a, b)
+        return str(caught.value)
+
+    assert message(clean.tolist(), clean) == "metrics: restored must be an HxWx3 array (HWC), got list"
+    assert message(clean, clean[..., :2]) == "metrics: clean must be an HxWx3 array (HWC), got (40, 48, 2)"
+    assert message(clean, clean[..., 0]) == "metrics: clean must be an HxWx3 array (HWC), got (40, 48)"
+    small = np.zeros((8, 20, 3), np.float32)
+    assert message(small, small, ssim) == "metrics: SSIM needs images of at least 11x11, got (8, 20)"
+
+
+def test_max_abs_is_of_the_difference():
+    assert max_abs(np.array([1.0, 2.0]), np.array([1.5, 1.0])) == pytest.approx(1.0)
+    assert max_abs(np.array([3.0]), np.array([3.0])) == 0.0  # a single element is not "empty"
+    assert psnr_between(np.array([0.5]), np.array([0.6])) == pytest.approx(20.0)
+    with pytest.raises(InputError) as caught:
+        max_abs(np.zeros(0), np.zeros(0))
+    assert str(caught.value) == "metrics: empty arrays"

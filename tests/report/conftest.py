@@ -1,7 +1,7 @@
 """Fixtures for the report tests: a tiny export folder as ``ndr-export`` lays it out -- an
 ndr-edge-xs checkpoint with random weights (these tests check the mechanics and the numbers'
 consistency, not restoration quality), its FP32 ONNX graph traced with torch.onnx.export, an
-FP16 graph (onnxconverter-common, when installed), ndr_edge metadata and a manifest."""
+FP16 graph (onnxconverter-common; required), ndr_edge metadata and a manifest."""
 
 from __future__ import annotations
 
@@ -50,19 +50,18 @@ def build_export(directory: Path) -> Path:
     _set_meta(graph, meta)
     onnx.save(graph, str(fp32))
     entries = [ArtifactEntry("onnx-fp32", "onnx", "fp32", fp32.name, sha256_file(fp32))]
-    try:
-        from onnxconverter_common import float16
-    except ImportError:
-        float16 = None
-    if float16 is not None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            half = float16.convert_float_to_float16(graph, keep_io_types=True)
-        _set_meta(half, ArtifactMeta(preset=PRESET, source_sha256=checksum, precision="fp16",
-                                     config=model.config.to_dict()))
-        onnx.save(half, str(directory / "model-fp16.onnx"))
-        entries.append(ArtifactEntry("onnx-fp16", "onnx", "fp16", "model-fp16.onnx",
-                                     sha256_file(directory / "model-fp16.onnx")))
+    # always an FP16 graph: the report's FP16 checks must run, not skip (onnxconverter-common
+    # is in the [train] extra these tests need anyway; without it this fixture fails, loudly)
+    from onnxconverter_common import float16
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        half = float16.convert_float_to_float16(graph, keep_io_types=True)
+    _set_meta(half, ArtifactMeta(preset=PRESET, source_sha256=checksum, precision="fp16",
+                                 config=model.config.to_dict()))
+    onnx.save(half, str(directory / "model-fp16.onnx"))
+    entries.append(ArtifactEntry("onnx-fp16", "onnx", "fp16", "model-fp16.onnx",
+                                 sha256_file(directory / "model-fp16.onnx")))
     source = {"path": str(checkpoint), "sha256": checksum, "kind": "ndr-edge", "preset": PRESET,
               "channel_order": "BGR", "value_range": [0.0, 1.0], "config": model.config.to_dict()}
     Manifest(source=source, artifacts=entries).write(directory)

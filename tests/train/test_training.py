@@ -28,7 +28,12 @@ def test_steps_reduce_loss_and_save(tmp_path, schedule):
     path = trainer.save()
     loaded = load_checkpoint(path, with_degradation_net=True)
     assert loaded.meta["step"] == 11 and loaded.meta["training"]["schedule"] == schedule
-    assert (tmp_path / "m.safetensors.optim.pt").is_file()
+    # the checkpoint holds exactly the trained weights, the optimiser file exactly the optimisers' state
+    assert_same_tensors(_states(loaded.model), _states(trainer.model))
+    saved = torch.load(tmp_path / "m.safetensors.optim.pt", map_location="cpu", weights_only=True)
+    assert saved["step"] == 11 and len(saved["optimizers"]) == len(trainer.optimizers) == (1 if schedule == "joint" else 2)
+    for on_disk, optimizer in zip(saved["optimizers"], trainer.optimizers):
+        assert_same_optimizer_state(on_disk, optimizer.state_dict())
 
 
 def _batch(trainer: Trainer) -> tuple[torch.Tensor, torch.Tensor]:
@@ -51,11 +56,18 @@ def test_alternating_freezes_the_other_side(tmp_path):
 
 def test_fit_validates_and_resumes(tmp_path):
     out = tmp_path / "fit.safetensors"
-    Trainer(TrainConfig(out=str(out), steps=3, **TINY)).fit(progress=False)
+    first = Trainer(TrainConfig(out=str(out), steps=3, **TINY))
+    initial = _states(first)
+    first.fit(progress=False)
     meta = load_checkpoint(out).meta
     assert meta["step"] == 3 and set(meta["metrics"]["val_psnr"]) == {"noise25"}
     resumed = Trainer(TrainConfig(out=str(tmp_path / "more.safetensors"), steps=5, resume=str(out), **TINY))
     assert resumed.step == 3
+    # resuming restores the trained weights (not the seeded initial ones) and the Adam moments
+    trained = _states(first)
+    assert any(not torch.equal(trained[k], initial[k]) for k in trained)
+    assert_same_tensors(_states(resumed), trained)
+    assert_same_optimizer_state(resumed.optimizers[0].state_dict(), first.optimizers[0].state_dict())
     resumed.fit(progress=False)
     assert load_checkpoint(tmp_path / "more.safetensors").meta["step"] == 5
 
@@ -83,22 +95,70 @@ def test_train_cli_bad_input_is_one_line(tmp_path):
     assert not (tmp_path / "x.safetensors").exists()
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 @pytest.mark.slow
-def test_torchrun_two_gloo_processes(tmp_path):
-    out = tmp_path / "ddp.safetensors"
+def test_two_gloo_processes_match_one_process_on_the_same_global_batch(tmp_path):
+    """torchrun, 2 processes x batch 2 (gloo) == one process x batch 4: each rank takes every
+    other sample of the same stream and DDP averages the gradients, so the weights and the Adam
+    moments after 3 steps agree up to the order of float sums."""
+    run = ["--steps", "3", "--crop", "32", "--lr", "1e-3", "--precision", "fp32", "--threads", "1", "--val-every", "0",
+           "--save-every", "0", "--val-degradations", "noise25", "--quiet"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    ddp, one = tmp_path / "ddp.safetensors", tmp_path / "one.safetensors"
     proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
-         "-m", "ndr_edge.cli.train", "--steps", "3", "--batch", "2", "--crop", "32", "--val-every", "0",
-         "--save-every", "0", "--val-degradations", "noise25", "--quiet", "-o", str(out)],
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+         "--master_port", str(_free_port()), "-m", "ndr_edge.cli.train", *run, "--batch", "2", "-o", str(ddp)],
         check=False, capture_output=True, text=True, env=env, timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert load_checkpoint(out).meta["step"] == 3
+    proc = _cli("ndr_edge.cli.train", *run, "--batch", "4", "-o", str(one), env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    a, b = (load_checkpoint(p, with_degradation_net=True) for p in (ddp, one))
+    assert a.meta["step"] == b.meta["step"] == 3
+    start = _states(Trainer(TrainConfig(out=str(tmp_path / "start.safetensors"), steps=3, **TINY)))  # the seeded start
+    got, want = _states(a.model), _states(b.model)
+    moved = max(float((want[k] - start[k]).abs().max()) for k in want)
+    assert moved > 1e-3  # three steps of lr 1e-3 really moved the weights
+    for key in want:
+        torch.testing.assert_close(got[key], want[key], rtol=0, atol=1e-5, msg=key)
+    moments = [torch.load(p.with_name(p.name + ".optim.pt"), map_location="cpu", weights_only=True) for p in (ddp, one)]
+    for idx, state in moments[1]["optimizers"][0]["state"].items():
+        other = moments[0]["optimizers"][0]["state"][idx]
+        assert float(other["step"]) == float(state["step"]) == 3
+        torch.testing.assert_close(other["exp_avg"], state["exp_avg"], rtol=1e-3, atol=1e-7)
+        torch.testing.assert_close(other["exp_avg_sq"], state["exp_avg_sq"], rtol=1e-3, atol=1e-10)
 
 
-def _states(trainer: Trainer) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
+def _states(source) -> dict[str, torch.Tensor]:
+    """A copy of the weights of a Trainer's model or of a model."""
+    model = source.model if isinstance(source, Trainer) else source
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def assert_same_tensors(got: dict[str, torch.Tensor], want: dict[str, torch.Tensor]) -> None:
+    assert got.keys() == want.keys()
+    for key, value in want.items():
+        assert torch.equal(got[key], value), key
+
+
+def assert_same_optimizer_state(got: dict, want: dict) -> None:
+    """Adam's state, tensor by tensor (step, exp_avg, exp_avg_sq per parameter), and its settings."""
+    assert got["state"].keys() == want["state"].keys() and want["state"], "no optimiser state to compare"
+    for idx, state in want["state"].items():
+        assert got["state"][idx].keys() == state.keys()
+        for name, value in state.items():
+            assert torch.equal(torch.as_tensor(got["state"][idx][name]), torch.as_tensor(value)), (idx, name)
+    assert any(bool(s["exp_avg"].abs().max() > 0) for s in want["state"].values())  # real moments, not zeros
+    settings = [[{k: v for k, v in group.items() if k != "params"} for group in s["param_groups"]] for s in (got, want)]
+    assert [g["params"] for g in got["param_groups"]] == [g["params"] for g in want["param_groups"]]
+    assert settings[0] == settings[1]
 
 
 def test_resume_continues_exactly(tmp_path):
