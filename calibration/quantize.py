@@ -150,8 +150,8 @@ class Quantizer:
             sha256_file(self.source)[:12], calib.fingerprint()[:12], settings.method, settings.activations,
             "all" if not settings.op_types else "+".join(settings.op_types), f"p{settings.percentile:g}",
             f"n{settings.max_samples or len(calib)}", self.channel_order,
-            f"r{int(settings.reduce_range)}{int(settings.float_act_matmul)}{int(settings.output_qdq)}"
-            f"{int(settings.float_after_concat)}",
+            (f"r{int(settings.reduce_range)}{int(settings.float_act_matmul)}{int(settings.output_qdq)}"
+             f"{int(settings.float_after_concat)}"),
         ])
         self.cache = Path(cache_dir or self.workdir) / f"ranges-{key}.json"
         self.cache.parent.mkdir(parents=True, exist_ok=True)

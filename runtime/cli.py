@@ -14,8 +14,8 @@ from ndr_edge.artifact import atomic_write_json
 from ndr_edge.cli.common import check_output_file, one_line_errors
 from ndr_edge.errors import InputError, NDREdgeError
 from ndr_edge.export.variants import BACKEND_CHOICES, OPENVINO_DEVICES, OPENVINO_HINTS, PRECISIONS
-from ndr_edge.runtime.remote import RemoteRestorer, RemoteSettings
 from ndr_edge.runtime.build_cli import cache_config, profile_options
+from ndr_edge.runtime.remote import RemoteRestorer, RemoteSettings
 from ndr_edge.runtime.restorer import Restorer, select_artifact
 from ndr_edge.runtime.stats import LatencyStats, LatencySummary
 from ndr_edge.runtime.tiling import DEFAULT_OVERLAP, DEFAULT_TILE, TileConfig

@@ -41,7 +41,7 @@ from ndr_edge.artifact import ArtifactMeta, Manifest, sha256_file
 from ndr_edge.errors import ArtifactError, InputError
 from ndr_edge.export.profiles import Profile
 from ndr_edge.export.variants import BY_NAME, DEFAULT_WORKSPACE_MB, ENGINE_SUFFIXES, PRECISIONS
-from ndr_edge.runtime.engine_sidecar import EngineSidecar, sidecar_path
+from ndr_edge.runtime.engine_sidecar import EngineSidecar
 
 #: Folder of cached engines inside an export folder (when no cache folder is named).
 CACHE_DIRNAME = "engines"
@@ -287,15 +287,9 @@ def onnx_meta(path: Path) -> ArtifactMeta:
     try:
         import onnx
     except ImportError:
-        from ndr_edge.runtime.onnxruntime_backend import import_onnxruntime
+        from ndr_edge.runtime.onnxruntime_backend import cpu_session
 
-        ort = import_onnxruntime()
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        try:
-            session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own types
-            raise ArtifactError(f"{path}: cannot read the ONNX model ({exc}); copy it again from the export") from exc
+        session = cpu_session(path, "copy it again from the export")
         return ArtifactMeta.from_props(dict(session.get_modelmeta().custom_metadata_map), source=str(path))
     try:
         model = onnx.load(str(path), load_external_data=False)

@@ -48,6 +48,18 @@ def import_onnxruntime() -> Any:
     return onnxruntime
 
 
+def cpu_session(path: str | Path, fix: str = "re-run ndr-export") -> Any:
+    """A quiet CPU-provider session of ``path`` for reading the model (metadata, I/O), or
+    ArtifactError naming the file and ``fix``."""
+    ort = import_onnxruntime()
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    try:
+        return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own types
+        raise ArtifactError(f"{path}: cannot load the ONNX model ({exc}); {fix}") from exc
+
+
 def resolve_providers(requested: list[str] | tuple[str, ...] | None, available: list[str]) -> list[str]:
     """Provider names in priority order. ``None``: CUDA when available, then CPU. Names may be
     short (``cpu``, ``cuda``, ``tensorrt``); a requested provider that is not available is an error."""

@@ -171,15 +171,9 @@ def _onnx_io(path: Path) -> tuple[ArtifactMeta, TensorSpec, TensorSpec, bool]:
             dims = tuple(d.dim_value if d.HasField("dim_value") else -1 for d in ttype.shape.dim)
             specs.append((value.name, _ONNX_ELEM_TYPES.get(ttype.elem_type, f"elem_type {ttype.elem_type}"), dims))
     else:
-        from ndr_edge.runtime.onnxruntime_backend import import_onnxruntime
+        from ndr_edge.runtime.onnxruntime_backend import cpu_session
 
-        ort = import_onnxruntime()
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        try:
-            session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own types
-            raise ArtifactError(f"{path}: cannot load the ONNX model ({exc}); re-run ndr-export") from exc
+        session = cpu_session(path)
         meta = ArtifactMeta.from_props(dict(session.get_modelmeta().custom_metadata_map), source=str(path))
         inputs = session.get_inputs()
         output = next((o for o in session.get_outputs() if o.name == OUTPUT_NAME), None)

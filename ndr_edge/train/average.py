@@ -15,8 +15,7 @@ from pathlib import Path
 import click
 import torch
 
-from ndr_edge.checkpoint import native
-from ndr_edge.checkpoint import load_state
+from ndr_edge.checkpoint import load_state, native
 from ndr_edge.cli.common import check_output_file, one_line_errors
 from ndr_edge.errors import CheckpointError, InputError
 

@@ -22,10 +22,10 @@ from ndr_edge.cpu import cpu_features
 from ndr_edge.data import CropConfig, SyntheticPairs, load_clean_folder, synthetic_eval_set
 from ndr_edge.data.datasets import to_grey
 from ndr_edge.data.procedural import dead_leaves_set
-from ndr_edge.frames import to_float
 from ndr_edge.degradations import parse_names
 from ndr_edge.errors import CheckpointError, InputError
 from ndr_edge.evaluate import EvalResult, evaluate, torch_runner
+from ndr_edge.frames import to_float
 from ndr_edge.imageio import demo_images
 from ndr_edge.model import NDRRestore, get_preset, preset_name
 from ndr_edge.train.config import TrainConfig
