@@ -184,3 +184,57 @@ def test_quantize_command(micro_onnx: Path, calib_dir: Path, tmp_path: Path) -> 
     bad = _run("quantize", str(micro_onnx), "-o", str(tmp_path / "x.onnx"), "--set", str(calib_dir),
                "--budget", "lots", "--quiet")
     assert bad.exit_code == 2 and "--budget 'lots' is not a number" in bad.stderr
+
+
+def test_sensitivity_command(micro_onnx: Path, calib_dir: Path, tmp_path: Path) -> None:
+    """README: ``ndr-calib sensitivity``. Its FP32 PSNR and all-INT8 loss are recomputed here:
+    the FP32 graph and an all-INT8 graph from ``quantize --budget none`` (same method, same
+    set), both run with raw ONNX Runtime."""
+    from ndr_edge.calibration.evaluate import default_eval_set
+
+    report_path = tmp_path / "sens.json"
+    result = _run("sensitivity", str(micro_onnx), "--set", str(calib_dir), "--method", "minmax", "--max-groups", "3",
+                  "--degradations", "noise25", "--eval-max-side", "32", "--threads", "1", "--json",
+                  str(report_path), "--quiet")
+    assert result.exit_code == 0, result.output
+    report = json.loads(report_path.read_text())
+    samples = default_eval_set(max_side=32, degradations=["noise25"])
+    fp32_db = _mean_psnr(micro_onnx, samples)
+    assert abs(report["psnr_fp32"]["noise25"] - fp32_db) < 1e-3
+    every = tmp_path / "all-int8.onnx"
+    quantised = _run("quantize", str(micro_onnx), "-o", str(every), "--set", str(calib_dir), "--method", "minmax",
+                     "--budget", "none", "--degradations", "noise25", "--eval-max-side", "32", "--latency-size", "0",
+                     "--threads", "1", "--quiet")
+    assert quantised.exit_code == 0, quantised.output
+    assert abs(report["full_int8_loss_db"]["noise25"] - (fp32_db - _mean_psnr(every, samples))) < 1e-3
+    groups = report["groups"]
+    assert 1 <= len(groups) <= 3 and all(g["nodes"] >= 1 for g in groups)
+    assert "(none: all INT8)" in result.output and all(g["group"] in result.output for g in groups)
+
+
+def test_compare_command(micro_onnx: Path, calib_dir: Path, tmp_path: Path) -> None:
+    """README: ``ndr-calib compare``. The FP32 PSNR is recomputed with raw ONNX Runtime, each
+    method's loss against an all-INT8 graph of that method from ``quantize --budget none``,
+    and ``best`` must be the method with the smallest worst loss."""
+    from ndr_edge.calibration.evaluate import default_eval_set
+
+    report_path = tmp_path / "cmp.json"
+    result = _run("compare", str(micro_onnx), "--set", str(calib_dir), "--methods", "minmax,entropy",
+                  "--degradations", "noise25", "--eval-max-side", "32", "--threads", "1", "--latency-size", "0",
+                  "--no-modelopt", "--json", str(report_path), "--quiet")
+    assert result.exit_code == 0, result.output
+    report = json.loads(report_path.read_text())
+    samples = default_eval_set(max_side=32, degradations=["noise25"])
+    fp32_db = _mean_psnr(micro_onnx, samples)
+    assert abs(report["psnr_fp32"]["noise25"] - fp32_db) < 1e-3
+    scores = {s["method"]: s for s in report["scores"]}
+    assert set(scores) == {"minmax", "entropy"}
+    for method, score in scores.items():
+        out = tmp_path / f"{method}.onnx"
+        quantised = _run("quantize", str(micro_onnx), "-o", str(out), "--set", str(calib_dir), "--method", method,
+                         "--budget", "none", "--degradations", "noise25", "--eval-max-side", "32",
+                         "--latency-size", "0", "--threads", "1", "--quiet")
+        assert quantised.exit_code == 0, quantised.output
+        assert abs(score["loss_db"]["noise25"] - (fp32_db - _mean_psnr(out, samples))) < 1e-3, method
+    smallest = min(round(s["loss_db"]["noise25"], 3) for s in scores.values())
+    assert round(scores[report["best"]]["loss_db"]["noise25"], 3) == smallest  # one degradation: worst = its loss
