@@ -164,3 +164,17 @@ def write_video(path: Path, frames: list[np.ndarray], fps: float = 10.0) -> Path
         writer.write(frame)
     writer.release()
     return path
+
+
+def read_video(path: Path) -> list[np.ndarray]:
+    """Every frame of a video with OpenCV itself (BGR uint8), not through the runtime."""
+    import cv2
+
+    capture, frames = cv2.VideoCapture(str(path)), []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(frame)
+    capture.release()
+    return frames

@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from ndr_edge.errors import InputError
+from tests.runtime.conftest import read_video
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("cv2") is None,
                                 reason="needs OpenCV (pip install opencv-python-headless)")
@@ -122,7 +123,6 @@ def test_a_missing_camera_is_a_clear_error(camera) -> None:
 def test_ndr_restore_from_a_camera(camera, tiny_model, tmp_path) -> None:
     """``ndr-restore MODEL 0 -o cam.avi --max-frames 4``: four restored frames, each the
     library's restoration of the camera's frame (MJPG is lossy: compared on the mean)."""
-    import cv2
 
     from ndr_edge.runtime import Restorer
     from ndr_edge.runtime.cli import main
@@ -135,14 +135,7 @@ def test_ndr_restore_from_a_camera(camera, tiny_model, tmp_path) -> None:
     assert camera.opened == [(0,)]
     with Restorer.open(tiny_model("mix")) as restorer:
         expected = [restorer.restore(f, channel_order="BGR") for f in frames]
-    capture = cv2.VideoCapture(str(out))  # a path: the real capture
-    decoded = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        decoded.append(frame)
-    capture.release()
+    decoded = read_video(out)  # a path: the real capture
     assert len(decoded) == 4
     for got, want, raw in zip(decoded, expected, frames):
         assert got.shape == want.shape

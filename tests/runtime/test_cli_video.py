@@ -20,7 +20,7 @@ from ndr_edge.runtime import Restorer, TileConfig, VideoSource, VideoWriter, par
 from ndr_edge.runtime.cli import main
 from ndr_edge.runtime.tensorrt_backend import tensorrt_unavailable_reason
 
-from .conftest import MIX, write_video
+from .conftest import MIX, read_video, write_video
 
 needs_cv2 = pytest.mark.skipif(importlib.util.find_spec("cv2") is None,
                                reason="needs OpenCV for video (pip install opencv-python-headless)")
@@ -97,26 +97,11 @@ def test_a_folder_with_tiling_options(tiny_model, images, tmp_path) -> None:
             np.testing.assert_array_equal(picture, whole[name], err_msg=f"{folder}/{name}")
 
 
-def _decode(path: Path) -> list[np.ndarray]:
-    """Every frame of a video with OpenCV itself (BGR uint8), not through the runtime."""
-    import cv2
-
-    capture = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(frame)
-    capture.release()
-    return frames
-
-
 @needs_cv2
 def test_a_video(tiny_model, tmp_path, rng) -> None:
     frames = [rng.integers(0, 256, (48, 64, 3), dtype=np.uint8) for _ in range(5)]
     video = write_video(tmp_path / "in.avi", frames)  # MJPG: lossy, so the reference decodes it too
-    decoded = _decode(video)
+    decoded = read_video(video)
     assert len(decoded) == 5
     mix = tiny_model("mix")  # a BGR model that mixes colours: a swapped channel order shows
     with Restorer.open(mix) as restorer:
@@ -126,7 +111,7 @@ def test_a_video(tiny_model, tmp_path, rng) -> None:
     result = _invoke(mix, video, "-o", out, "--fourcc", "FFV1")  # lossless, so pixels can be compared
     assert result.exit_code == 0, result.output
     assert "5 frames" in result.stdout
-    got = _decode(out)
+    got = read_video(out)
     assert len(got) == 5
     for index, (frame, want, hand) in enumerate(zip(got, expected, by_hand)):
         np.testing.assert_array_equal(frame, want, err_msg=f"frame {index}")
@@ -135,12 +120,12 @@ def test_a_video(tiny_model, tmp_path, rng) -> None:
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary left
     limited = _invoke(mix, video, "-o", tmp_path / "two.avi", "--fourcc", "FFV1", "--max-frames", 2, "-q")
     assert limited.exit_code == 0 and "2 frames" in limited.stdout
-    two = _decode(tmp_path / "two.avi")
+    two = read_video(tmp_path / "two.avi")
     assert len(two) == 2
     for frame, want in zip(two, expected[:2]):
         np.testing.assert_array_equal(frame, want)
     mp4 = _invoke(mix, video, "-o", tmp_path / "two.mp4", "--max-frames", 2, "-q")  # the default codec by suffix
-    assert mp4.exit_code == 0 and len(_decode(tmp_path / "two.mp4")) == 2
+    assert mp4.exit_code == 0 and len(read_video(tmp_path / "two.mp4")) == 2
 
 
 @pytest.mark.parametrize("case", ["missing input", "missing model", "bad tile", "no output", "same folder",
@@ -212,7 +197,7 @@ def test_video_source_and_atomic_writer(tmp_path, rng) -> None:
             writer.write(np.zeros((32, 40, 3), np.float32))
         writer.write(frames[1])
     assert writer.frames_written == 2
-    written = _decode(target)  # the refused frames are not in the file; the good ones are, exactly
+    written = read_video(target)  # the refused frames are not in the file; the good ones are, exactly
     assert len(written) == 2
     np.testing.assert_array_equal(written[0], frames[0])
     np.testing.assert_array_equal(written[1], frames[1])

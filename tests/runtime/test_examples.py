@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import REPO
+from tests.runtime.conftest import read_video
 
 needs_cv2 = pytest.mark.skipif(importlib.util.find_spec("cv2") is None,
                                reason="needs OpenCV for video (pip install opencv-python-headless)")
@@ -20,19 +21,6 @@ needs_cv2 = pytest.mark.skipif(importlib.util.find_spec("cv2") is None,
 
 def _load(name: str):  # type: ignore[no-untyped-def]
     return runpy.run_path(str(REPO / "examples" / f"{name}.py"), run_name=f"example_{name}")
-
-
-def _read(path) -> list[np.ndarray]:  # type: ignore[no-untyped-def]
-    import cv2
-
-    capture, frames = cv2.VideoCapture(str(path)), []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(frame)
-    capture.release()
-    return frames
 
 
 @needs_cv2
@@ -49,7 +37,7 @@ def test_capture_loop_restores_a_video(tiny_model, tmp_path, capsys) -> None:
     for f in frames:
         writer.write(f)
     writer.release()
-    decoded_in = _read(source)  # what OpenCV will hand the loop (MJPG is lossy)
+    decoded_in = read_video(source)  # what OpenCV will hand the loop (MJPG is lossy)
     out = tmp_path / "out.avi"
     main = _load("capture_loop")["main"]
     assert main([str(tiny_model("mix")), str(source), "-o", str(out), "--max-frames", "3", "--report-every", "2"]) == 0
@@ -57,7 +45,7 @@ def test_capture_loop_restores_a_video(tiny_model, tmp_path, capsys) -> None:
     assert f"<- file {source} (64x48)" in printed
     with Restorer.open(tiny_model("mix")) as restorer:
         expected = [restorer.restore(f, channel_order="BGR") for f in decoded_in[:3]]
-    got = _read(out)
+    got = read_video(out)
     assert len(got) == 3  # --max-frames
     for g, e, raw in zip(got, expected, decoded_in):
         error = np.abs(g.astype(int) - e.astype(int)).mean()
