@@ -18,7 +18,7 @@ def test_demo_script_exports_and_reports(tmp_path):
     out = tmp_path / "demo"
     env = {**os.environ, "NDR_SKIP_SETUP": "1", "NDR_DEMO_OUT": str(out)}
     done = subprocess.run(["bash", str(REPO / "scripts/demo.sh"), "--precision", "fp32", "--no-engine", "--quiet"],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=900, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     manifest = json.loads((out / "manifest.json").read_text())
     assert [a["name"] for a in manifest["artifacts"]] == ["onnx-fp32"]
