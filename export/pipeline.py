@@ -6,6 +6,8 @@ manifest. One method per stage, driven by the table in :mod:`.variants`:
 3. ``simplify``  onnxsim; node counts before/after; the verified graph is kept if it fails
 4. ``fp16``      mixed-precision graph, PSNR against FP32 (goal >= 50 dB)
 5. ``int8``      explicit Q/DQ from ``ndr_edge.calibration`` (excluded layers listed)
+   ``int8_trt``  the same Q/DQ with FP16 compute elsewhere, the graph TensorRT builds INT8
+                 engines from (:mod:`.qdq_fp16`), its loss per degradation checked under ORT
 6. ``opcheck``   static TensorRT parser / Q/DQ check of every ONNX artifact
 7. ``engines``   TensorRT engines of the FP16/INT8 graphs (skipped, with the reason, where
                  TensorRT or a GPU is absent), each run and compared with ONNX Runtime
@@ -60,7 +62,7 @@ from ndr_edge.export.variants import BY_NAME, PRECISIONS, Variant
 
 ENGINE_MODES = ("auto", "require", "off")
 TIMING_CACHE_NAME = "timing.cache"
-STAGES = ("trace", "verify", "simplify", "fp16", "int8", "opcheck", "engines")
+STAGES = ("trace", "verify", "simplify", "fp16", "int8", "int8_trt", "opcheck", "engines")
 
 
 class CheckpointLike(Protocol):
@@ -258,7 +260,7 @@ class Exporter:
                 outputs = onnx_outputs(serialize(final), self._data)
             variant = BY_NAME["onnx-fp32"]
             save_onnx(final, self._path(variant))
-            self._models["fp32"] = final
+            self._models["onnx-fp32"] = final
             self._outputs["fp32"] = outputs
             comparison = compare_outputs(self._outputs["torch"], outputs)
             self._entry(variant, {**comparison.to_dict("vs_torch_"), "tolerance": self.config.fp32_tolerance,
@@ -279,13 +281,13 @@ class Exporter:
                 return self._skip(stage, "not requested (--precision)")
             from ndr_edge.export.fp16 import convert_fp16
 
-            result = convert_fp16(self._models["fp32"], self._data, self._outputs["fp32"],
+            result = convert_fp16(self._models["onnx-fp32"], self._data, self._outputs["fp32"],
                                   self.config.fp16_converters)
             model = result.model
             set_metadata(model, self.meta("fp16"))
             variant = BY_NAME["onnx-fp16"]
             save_onnx(model, self._path(variant))
-            self._models["fp16"] = model
+            self._models["onnx-fp16"] = model
             self._entry(variant, result.comparison, result.details())
             psnr = result.comparison["vs_fp32_psnr_db"]
             others = ", ".join(f"{name} " + (format_db(info["psnr_db_vs_fp32"]) if "psnr_db_vs_fp32" in info
@@ -320,10 +322,10 @@ class Exporter:
             model = onnx.load(str(out))
             folded = fold_int32_bias_dequantize(model)  # TensorRT takes float biases, not INT32 DQ
             set_metadata(model, self.meta("int8"))
-            model.producer_name = self._models["fp32"].producer_name
-            model.producer_version = self._models["fp32"].producer_version
+            model.producer_name = self._models["onnx-fp32"].producer_name
+            model.producer_version = self._models["onnx-fp32"].producer_version
             save_onnx(model, out)
-            self._models["int8"] = model
+            self._models["onnx-int8"] = model
             outputs = onnx_outputs(out, self._data)
             comparison = compare_outputs(self._outputs["fp32"], outputs)
             entry = result.manifest_entry() if hasattr(result, "manifest_entry") else {
@@ -335,13 +337,61 @@ class Exporter:
                           "summary": f"{result.method}, {len(result.excluded)} layer(s) kept in float, "
                                      f"{format_db(comparison.psnr_db)} vs FP32"}
 
+    def int8_trt(self) -> None:
+        """The INT8 graph for TensorRT: the CPU INT8 graph's Q/DQ, FP16 compute elsewhere
+        (FP32 for the FP16 stage's sensitive list); its PSNR loss per degradation against FP32
+        is measured under ONNX Runtime on the INT8 evaluation set. Over the budget, the layers
+        the INT8 search kept in float are kept in FP32 too, and that graph is measured."""
+        assert self._data is not None
+        with self._stage("int8_trt") as stage:
+            source = self.entries.get("onnx-int8")
+            if source is None:
+                return self._skip(stage, "no INT8 graph (not requested with --precision, or skipped)")
+            try:
+                from ndr_edge.calibration.evaluate import default_eval_set, evaluate_onnx
+                from ndr_edge.calibration.quantize import SETTINGS_REASON
+                from ndr_edge.export.qdq_fp16 import to_int8_fp16
+            except ImportError as exc:
+                return self._skip(stage, f"FP16 conversion unavailable ({exc})")
+            variant = BY_NAME["onnx-int8-trt"]
+            out = self._path(variant)
+            budget = self.config.int8_budget_db
+            samples = self.config.int8_options.get("eval_set") or default_eval_set()
+            threads = self.config.int8_options.get("threads")
+            reference = evaluate_onnx(self._path(BY_NAME["onnx-fp32"]), samples, threads=threads)
+            searched = [e["node"] for e in source.details.get("excluded", [])
+                        if not str(e.get("reason", "")).startswith(SETTINGS_REASON)]
+            attempts: list[dict[str, Any]] = []
+            for extra in ([], searched) if searched else ([],):
+                model, info = to_int8_fp16(self._models["onnx-int8"], keep_fp32_extra=extra)
+                set_metadata(model, self.meta("int8"))
+                save_onnx(model, out)
+                loss = evaluate_onnx(out, samples, threads=threads).loss_against(reference)
+                worst = max(loss.values())
+                attempts.append({"searched_layers_fp32": bool(extra), "loss_db": loss, "worst_db": round(worst, 4)})
+                if budget is None or worst <= budget:
+                    break
+            self._models[variant.name] = model
+            outputs = onnx_outputs(out, self._data)
+            comparison = compare_outputs(self._outputs["fp32"], outputs)
+            within = None if budget is None else attempts[-1]["worst_db"] <= budget
+            kept = info.pop("kept_fp32")
+            self._entry(variant, {**comparison.to_dict("vs_fp32_"), "loss_db": attempts[-1]["loss_db"]},
+                        {"int8_trt": {**info, "kept_fp32_count": len(kept), "kept_fp32": kept, "budget_db": budget,
+                                      "within_budget": within, "attempts": attempts,
+                                      "eval_set": f"{len(samples)} frames (the INT8 evaluation set)"}})
+            stage.info = {"attempts": len(attempts), "within_budget": within,
+                          "summary": f"FP16 compute, {len(kept)} node(s) FP32, worst loss "
+                                     f"{attempts[-1]['worst_db']:+.3f} dB, {format_db(comparison.psnr_db)} vs FP32"
+                                     + ("" if within in (None, True) else f" (budget {budget} dB NOT met)")}
+
     def opcheck(self) -> None:
         with self._stage("opcheck") as stage:
             results = {}
             for name, entry in self.entries.items():
                 if entry.format != "onnx":
                     continue
-                report = check_model(self._models[entry.precision])
+                report = check_model(self._models[name])
                 entry.details["tensorrt_opcheck"] = {k: v for k, v in report.to_dict().items() if k != "ops"}
                 results[name] = report.ok
                 if not report.ok:

@@ -52,11 +52,18 @@ class Variant:
     filename: str
     source: str | None  # the variant it is made from
     summary: str
+    #: the backends this variant is meant for (empty: every backend of its format). The
+    #: runtime picks, for a backend and precision, the variant meant for that backend.
+    serves: tuple[str, ...] = ()
 
     @property
     def backends(self) -> tuple[str, ...]:
         """The backends that run this variant, preferred first."""
         return FORMAT_BY_NAME[self.format].backends
+
+    def meant_for(self, backend: str) -> bool:
+        """Whether the runtime should choose this variant for ``backend``."""
+        return backend in (self.serves or self.backends)
 
 
 VARIANTS: tuple[Variant, ...] = (
@@ -65,9 +72,14 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("onnx-fp16", "onnx", "fp16", "model-fp16.onnx", "onnx-fp32",
             "mixed precision: FP16 weights/activations, sensitive ops in FP32, FP32 I/O"),
     Variant("onnx-int8", "onnx", "int8", "model-int8.onnx", "onnx-fp32",
-            "explicit Q/DQ: per-channel weights, calibrated activations"),
+            "explicit Q/DQ: per-channel weights, calibrated activations, FP32 elsewhere (CPU runtimes)",
+            serves=("onnxruntime", "openvino")),
+    Variant("onnx-int8-trt", "onnx", "int8", "model-int8-trt.onnx", "onnx-int8",
+            "the INT8 graph's Q/DQ with FP16 compute elsewhere (sensitive ops FP32), opset 19: what "
+            "strongly typed TensorRT builds INT8 engines from", serves=("tensorrt",)),
     Variant("engine-fp16", "engine", "fp16", "model-fp16.engine", "onnx-fp16", "TensorRT engine of the FP16 graph"),
-    Variant("engine-int8", "engine", "int8", "model-int8.engine", "onnx-int8", "TensorRT engine of the INT8 graph"),
+    Variant("engine-int8", "engine", "int8", "model-int8.engine", "onnx-int8-trt",
+            "TensorRT engine of the INT8 graph with FP16 compute"),
 )
 BY_NAME = {v.name: v for v in VARIANTS}
 # what the report measures the others against (not an export artifact)

@@ -24,7 +24,7 @@ import numpy as np
 
 from ndr_edge.artifact import MANIFEST_NAME, ArtifactMeta, Manifest
 from ndr_edge.errors import ArtifactError, InputError
-from ndr_edge.export.variants import BACKEND_CHOICES, ENGINE_SUFFIXES, ONNX_SUFFIXES, PRECISIONS
+from ndr_edge.export.variants import BACKEND_CHOICES, BY_NAME, ENGINE_SUFFIXES, ONNX_SUFFIXES, PRECISIONS
 from ndr_edge.frames import (
     CHANNEL_ORDERS,
     batch_to_frames,
@@ -123,7 +123,9 @@ def _select_from_manifest(path: Path, backend: str, precision: str, device: int,
     elif backend == "auto" and engines and tensorrt_unavailable_reason(device) is None:
         chosen, kind = engines[0], "tensorrt"
     elif onnx:
-        chosen, kind = onnx[0], "openvino" if backend == "openvino" else "onnxruntime"
+        kind = "openvino" if backend == "openvino" else "onnxruntime"
+        # of several graphs of one precision (INT8 for CPUs, INT8 for TensorRT), the one meant for it
+        chosen = next((e for e in onnx if e.name not in BY_NAME or BY_NAME[e.name].meant_for(kind)), onnx[0])
     else:
         raise ArtifactError(
             f"{directory}: the manifest has a {precision} engine but no ONNX file, and TensorRT is not usable here "

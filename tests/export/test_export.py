@@ -249,6 +249,88 @@ def test_int8_graph_is_explicit_qdq(exported, outputs):
                                                           outputs["int8", "verification"]), abs=1e-6)
 
 
+def _qdq_rules(model: onnx.ModelProto, path: str) -> None:
+    """TensorRT's explicit-quantisation placement: every activation DequantizeLinear feeds a
+    Conv or MatMul (Q/DQ on the inputs of weighted layers, not on outputs nobody quantises);
+    weights are per output channel (Conv axis 0; a MatMul weight along its last axis, never
+    the reduction axis), symmetric INT8."""
+    inits = {i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer}
+    readers: dict[str, list[onnx.NodeProto]] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    producer = {o: n for n in model.graph.node for o in n.output}
+    checked = 0
+    for dq in (n for n in model.graph.node if n.op_type == "DequantizeLinear"):
+        users = readers.get(dq.output[0], [])
+        assert users, f"{path}: {dq.name} is read by nothing"
+        if dq.input[0] in inits:  # a weight
+            weight, scale, zero = (inits[i] for i in dq.input)
+            axis = next((a.i for a in dq.attribute if a.name == "axis"), 1)
+            assert weight.dtype == np.int8 and not zero.any(), dq.name
+            for user in users:
+                assert user.op_type in ("Conv", "MatMul") and user.input[1] == dq.output[0], f"{path}: {dq.name}"
+                if scale.size > 1:
+                    expected = 0 if user.op_type == "Conv" else weight.ndim - 1
+                    assert axis % weight.ndim == expected and scale.size == weight.shape[expected], \
+                        f"{path}: {dq.name} per-channel along axis {axis} of {weight.shape} for {user.op_type}"
+            checked += 1
+        else:
+            assert producer[dq.input[0]].op_type == "QuantizeLinear", dq.name
+            assert any(u.op_type in ("Conv", "MatMul") for u in users), \
+                f"{path}: {dq.name} dequantizes for {sorted({u.op_type for u in users})} only"
+    assert checked > 0
+
+
+def test_every_int8_graph_follows_the_qdq_rules(exported):
+    for name in ("model-int8.onnx", "model-int8-trt.onnx"):
+        _qdq_rules(onnx.load(str(exported.outdir / name)), name)
+
+
+def test_int8_trt_graph_is_fp16_outside_the_sensitive_list(exported, degraded_crops):
+    from ndr_edge.export.qdq_fp16 import QDQ_OPSET, fp32_compute_nodes
+
+    entry = exported.entry("onnx-int8-trt")
+    info = entry.details["int8_trt"]
+    path = exported.outdir / "model-int8-trt.onnx"
+    model = onnx.load(str(path))
+    assert read_meta(path).precision == "int8"
+    assert next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) >= QDQ_OPSET
+    kept = {k["node"] for k in info["kept_fp32"]}
+    fp32 = fp32_compute_nodes(model)
+    assert fp32 and set(fp32) <= kept  # FP32 compute only where the FP16 stage keeps it
+    fp16_ops = {n.op_type for n in model.graph.node if n.name not in kept}
+    assert {"Conv", "MatMul"} <= fp16_ops
+    # the same Q/DQ as the CPU graph, scales now FP16 where the reader is FP16
+    cpu = onnx.load(str(exported.outdir / "model-int8.onnx"))
+    count = lambda m, op: sum(n.op_type == op for n in m.graph.node)  # noqa: E731
+    assert count(model, "QuantizeLinear") == count(cpu, "QuantizeLinear") > 0
+    assert count(model, "DequantizeLinear") == count(cpu, "DequantizeLinear")
+    scales = {i.name: i.data_type for i in model.graph.initializer}
+    q_types = {scales[n.input[1]] for n in model.graph.node if n.op_type == "QuantizeLinear"}
+    assert q_types == {onnx.TensorProto.FLOAT16}
+    assert info["dq_fp16"] > 0 and info["q_fp16"] == count(model, "QuantizeLinear")
+    # the budget was checked under ONNX Runtime, and the graph tracks FP32 on unseen crops
+    loss = entry.verification["loss_db"]
+    assert set(loss) >= {"noise25", "rain", "haze", "lowres4", "mix"}
+    budget = info["budget_db"]
+    assert info["within_budget"] == (None if budget is None else max(loss.values()) <= budget)
+    assert info["attempts"][-1]["loss_db"] == entry.verification["loss_db"]
+    fp32_out = _ort(exported.outdir / "model-fp32.onnx", degraded_crops)
+    trt_out = _ort(path, degraded_crops)
+    assert all(o.dtype == np.float32 for o in trt_out)
+    assert _psnr_db(fp32_out, trt_out) >= INT8_MIN_DB
+    assert _max_abs(fp32_out, trt_out) > 1e-3  # not the FP32 graph in disguise
+    assert entry.details["tensorrt_opcheck"]["ok"], entry.details["tensorrt_opcheck"]["errors"][:3]
+
+
+def test_runtime_picks_the_int8_graph_meant_for_each_backend(exported):
+    from ndr_edge.runtime.restorer import select_artifact
+
+    for backend in ("onnxruntime", "openvino"):
+        assert select_artifact(exported.outdir, backend=backend, precision="int8").path.name == "model-int8.onnx"
+
+
 def test_manifest_schema_and_hashes(exported):
     data = json.loads((exported.outdir / "manifest.json").read_text())
     assert data["schema"] == 1
@@ -257,7 +339,7 @@ def test_manifest_schema_and_hashes(exported):
         assert key in source
     assert source["preset"] == "ndr-edge-xs" and source["channel_order"] == "BGR"
     names = [a["name"] for a in data["artifacts"]]
-    assert names == ["onnx-fp32", "onnx-fp16", "onnx-int8"]
+    assert names == ["onnx-fp32", "onnx-fp16", "onnx-int8", "onnx-int8-trt"]
     for artifact in data["artifacts"]:
         assert artifact["format"] in ("onnx", "engine") and artifact["precision"] in ("fp32", "fp16", "int8")
         path = exported.outdir / artifact["path"]
@@ -289,7 +371,7 @@ def test_reexport_is_byte_identical(tmp_path, exported, calibration_set):
     first = {a.name: a.sha256 for a in exported.manifest.artifacts}
     second = {a.name: a.sha256 for a in again.artifacts}
     assert first == second
-    for name in ("model-fp32.onnx", "model-fp16.onnx", "model-int8.onnx"):
+    for name in ("model-fp32.onnx", "model-fp16.onnx", "model-int8.onnx", "model-int8-trt.onnx"):
         assert (tmp_path / "again" / name).read_bytes() == (exported.outdir / name).read_bytes()
 
 

@@ -31,6 +31,14 @@ def test_variant_backends_come_from_their_format() -> None:
     assert table.REFERENCE.backends == ("pytorch",)
 
 
+def test_each_int8_graph_is_meant_for_its_own_backends() -> None:
+    cpu, trt = table.BY_NAME["onnx-int8"], table.BY_NAME["onnx-int8-trt"]
+    assert cpu.meant_for("onnxruntime") and cpu.meant_for("openvino") and not cpu.meant_for("tensorrt")
+    assert trt.meant_for("tensorrt") and not trt.meant_for("onnxruntime") and not trt.meant_for("openvino")
+    assert table.BY_NAME["onnx-fp32"].meant_for("openvino")  # no serves: every backend of its format
+    assert table.BY_NAME["engine-int8"].source == "onnx-int8-trt"  # TensorRT builds INT8 from the FP16 mixed graph
+
+
 @pytest.mark.parametrize(("spec", "expected"), [
     ("fp32", ("fp32",)),
     ("int8", ("fp32", "int8")),  # FP32 is always made: the others come from it
@@ -69,9 +77,11 @@ def test_parse_budget_error_names_the_option_and_an_example() -> None:
 def test_selected_variants() -> None:
     names = lambda vs: [v.name for v in vs]
     assert names(table.selected(("fp32",), engines=False)) == ["onnx-fp32"]
-    assert names(table.selected(("fp32", "fp16", "int8"), engines=False)) == ["onnx-fp32", "onnx-fp16", "onnx-int8"]
+    assert names(table.selected(("fp32", "fp16", "int8"), engines=False)) == [
+        "onnx-fp32", "onnx-fp16", "onnx-int8", "onnx-int8-trt"]
     assert names(table.selected(("fp32", "fp16", "int8"), engines=True)) == [
-        "onnx-fp32", "onnx-fp16", "onnx-int8", "engine-fp16", "engine-int8"]
-    assert names(table.selected(["int8", "fp32"], engines=True)) == ["onnx-fp32", "onnx-int8", "engine-int8"]
+        "onnx-fp32", "onnx-fp16", "onnx-int8", "onnx-int8-trt", "engine-fp16", "engine-int8"]
+    assert names(table.selected(["int8", "fp32"], engines=True)) == ["onnx-fp32", "onnx-int8", "onnx-int8-trt",
+                                                                      "engine-int8"]
     assert names(table.selected(iter(["fp16"]), engines=True)) == ["onnx-fp16", "engine-fp16"]
     assert table.selected((), engines=True) == []
