@@ -32,7 +32,7 @@ history continue, and the checkpoint records the chain of commands.
 
 # options that describe the run (recorded in the checkpoint and inherited by --resume)
 _RUN_OPTIONS = ("data", "degradations", "val_degradations", "steps", "batch", "crop", "lr", "schedule", "seed",
-                "val_every", "save_every", "loss", "balanced", "procedural", "grey", "precision", "channels_last", "compile")
+                "val_every", "save_every", "loss", "balanced", "procedural", "grey", "tone", "precision", "channels_last", "compile")
 
 
 @click.command(epilog=EXAMPLES, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -57,6 +57,9 @@ _RUN_OPTIONS = ("data", "degradations", "val_degradations", "steps", "batch", "c
               help="Fraction of crops from seeded dead-leaves images (natural-image statistics).")
 @click.option("--grey", default=0.25, show_default=True, type=click.FloatRange(0, 1),
               help="Probability that a clean crop is made greyscale, so grey frames are not taken for haze.")
+@click.option("--tone", default=0.0, show_default=True, type=click.FloatRange(0, 1),
+              help="Probability that a clean crop gets lower contrast (x0.3-1) and a new level, so flat "
+                   "bright frames are not taken for haze.")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
               help="auto: bf16 autocast where the CPU has native bf16 (AVX512-BF16/AMX), else fp32.")
 @click.option("--channels-last/--no-channels-last", default=True, show_default=True, help="NHWC memory layout.")

@@ -39,6 +39,7 @@ class TrainConfig:
     balanced: bool = True  # sample i gets degradation i mod len(degradations)
     procedural: float = 0.0  # fraction of crops from dead-leaves images instead of photos
     grey: float = 0.25  # probability that a clean crop is made greyscale (CropConfig.grey)
+    tone: float = 0.0  # probability that a clean crop's contrast and level change (CropConfig.tone)
     procedural_images: int = 48  # size of the seeded dead-leaves pool (256 px each)
     precision: str = "auto"
     channels_last: bool = True
@@ -70,8 +71,9 @@ class TrainConfig:
                 raise InputError(f"{name} must be one of {', '.join(valid)}, got {value!r}")
         if self.crop % 8:
             raise InputError(f"crop must be a multiple of 8, got {self.crop}")
-        if not 0.0 <= self.grey <= 1.0:
-            raise InputError(f"grey must be a probability in [0, 1], got {self.grey}")
+        for name in ("grey", "tone"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise InputError(f"{name} must be a probability in [0, 1], got {getattr(self, name)}")
         if not 0.0 <= self.procedural <= 1.0:
             raise InputError(f"procedural must be a fraction in [0, 1], got {self.procedural}")
         self.betas = (float(self.betas[0]), float(self.betas[1]))

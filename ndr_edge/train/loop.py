@@ -206,7 +206,7 @@ class Trainer:
         dataset = SyntheticPairs(
             self.images,
             self.degradations,
-            CropConfig(size=cfg.crop, grey=cfg.grey),
+            CropConfig(size=cfg.crop, grey=cfg.grey, tone=cfg.tone),
             samples=max(remaining * per_step, 1),
             seed=cfg.seed,
             channel_order=cfg.channel_order,

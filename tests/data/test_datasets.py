@@ -279,3 +279,35 @@ def test_procedural_fraction_needs_a_pool(photo):
 
     with pytest.raises(InputError, match="procedural"):
         SyntheticPairs([photo], ["noise"], CropConfig(size=32), samples=1, seed=0, procedural_fraction=0.5)
+
+
+def test_retone_flattens_without_clipping_and_is_seeded():
+    from ndr_edge.data.datasets import retone
+
+    image = np.random.default_rng(0).uniform(0.1, 0.9, (32, 32, 3)).astype(np.float32)
+    outs = [retone(image, np.random.default_rng(s)) for s in range(20)]
+    for out in outs:
+        assert out.dtype == np.float32 and out.shape == image.shape
+        assert 0.0 <= out.min() and out.max() <= 1.0
+        ratio = out.std() / image.std()
+        assert 0.3 - 1e-4 <= ratio <= 1.0 + 1e-4  # contrast only goes down, within the range
+        # an affine map of the image: the centred image is a scaled copy of the original
+        np.testing.assert_allclose(out - out.mean(), ratio * (image - image.mean()), atol=1e-5)
+    assert len({round(float(o.mean()), 4) for o in outs}) > 10  # the level moves
+    np.testing.assert_array_equal(retone(image, np.random.default_rng(3)), outs[3])
+
+
+def test_tone_changes_some_clean_crops_and_zero_keeps_the_stream(images):
+    kw = {"degradations": ["noise15"], "samples": 12, "seed": 5}
+    plain = SyntheticPairs(images, crop=CropConfig(size=32), **kw)
+    toned = SyntheticPairs(images, crop=CropConfig(size=32, tone=1.0), **kw)
+    again = SyntheticPairs(images, crop=CropConfig(size=32, tone=0.0), **kw)
+    for i in range(12):
+        torch.testing.assert_close(plain[i]["gt"], again[i]["gt"])
+    # with tone=1 every clean crop is a flatter (or equal) copy of the plain one
+    stds = [(toned[i]["gt"].std() / plain[i]["gt"].std()).item() for i in range(12)]
+    assert all(s <= 1.0 + 1e-4 for s in stds) and min(stds) < 0.9
+    with pytest.raises(InputError, match="tone"):
+        CropConfig(tone=1.5)
+    with pytest.raises(InputError, match="contrast"):
+        CropConfig(contrast=(0.0, 1.0))
