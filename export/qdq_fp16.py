@@ -50,7 +50,7 @@ def _upgrade_opset(model: onnx.ModelProto) -> onnx.ModelProto:
 
     try:
         upgraded = version_converter.convert_version(model, QDQ_OPSET)
-    except Exception as exc:  # noqa: BLE001 - onnx's converter raises plain RuntimeError/ValueError
+    except Exception as exc:  # onnx's converter raises plain RuntimeError/ValueError
         raise ArtifactError(f"int8-trt: converting the INT8 graph from opset {version} to {QDQ_OPSET} failed: "
                             f"{str(exc)[:300]}") from exc
     return upgraded
@@ -102,10 +102,8 @@ def fold_qdq_casts(model: onnx.ModelProto) -> dict[str, int]:
             graph.initializer.append(numpy_helper.from_array(arr, fp16_scales[name]))
         return fp16_scales[name]
 
-    for node in graph.node:
-        if node.op_type in QDQ_OPS:
-            if node.input[1] not in fp16_scales:
-                rounded(node.input[1])
+    for scale in {node.input[1] for node in graph.node if node.op_type in QDQ_OPS}:
+        rounded(scale)
     counts = {"q_fp16": 0, "dq_fp16": 0, "dq_fp32": 0, "input_casts": 0}
     renamed: dict[str, str] = {}
     inserts: list[tuple[onnx.NodeProto, onnx.NodeProto]] = []

@@ -303,7 +303,9 @@ def test_int8_trt_graph_is_fp16_outside_the_sensitive_list(exported, degraded_cr
     assert {"Conv", "MatMul"} <= fp16_ops
     # the same Q/DQ as the CPU graph, scales now FP16 where the reader is FP16
     cpu = onnx.load(str(exported.outdir / "model-int8.onnx"))
-    count = lambda m, op: sum(n.op_type == op for n in m.graph.node)  # noqa: E731
+    def count(m, op):
+        return sum(n.op_type == op for n in m.graph.node)
+
     assert count(model, "QuantizeLinear") == count(cpu, "QuantizeLinear") > 0
     assert count(model, "DequantizeLinear") == count(cpu, "DequantizeLinear")
     scales = {i.name: i.data_type for i in model.graph.initializer}
