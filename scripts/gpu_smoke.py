@@ -1,14 +1,23 @@
 #!/usr/bin/env python
-"""GPU smoke test of the export: run it on a machine with an NVIDIA GPU and TensorRT 10.x/11.x.
+"""GPU smoke test of the TensorRT path: run it on a machine with an NVIDIA GPU and TensorRT 10.x/11.x.
 
     python scripts/gpu_smoke.py [CHECKPOINT] [-o OUTDIR] [--min 1x3x64x64 --opt 1x3x256x256 --max 4x3x512x512]
+    python scripts/gpu_smoke.py --export EXPORT_FOLDER      # a folder copied from a workstation (no torch needed)
 
-Exports CHECKPOINT (default: the bundled ``ndr_edge/assets/*.safetensors``) with every
-precision and both TensorRT engines (``--engine``: it fails if TensorRT or the GPU is
-missing), then reloads each engine independently through the runtime's TensorRT backend
-(``ndr_edge.runtime.backends.open_backend``), runs it on the degraded verification images, compares it with ONNX Runtime (the FP32 graph and the
-engine's own ONNX graph) and prints one verification table, plus the median latency of
-each engine at the profile's opt shape. Exit status 1 when an engine misses its threshold.
+1. Exports CHECKPOINT (default: the bundled ``ndr_edge/assets/*.safetensors``) with every
+   precision and no engines, as a workstation would; or takes ``--export`` as it is.
+2. Builds every engine the export can build (FP16 from ``model-fp16.onnx``, INT8 from
+   ``model-int8-trt.onnx``) through the runtime's builder and cache
+   (``ndr_edge.runtime.engine_cache.build_export_engines``, what ``ndr-build`` runs), then asks
+   again: the second call must load every engine from the cache without building.
+3. Runs each engine through the runtime's TensorRT backend on degraded verification images,
+   compares it with ONNX Runtime (the FP32 graph and the engine's own ONNX graph), and
+   prints the table a Jetson or RTX user runs first: PSNR, build time, and the median latency
+   at the profile's opt shape beside ONNX Runtime's (CPU FP32, and CUDA on the FP16 graph where
+   onnxruntime-gpu is installed).
+
+Exit status 0 when every engine meets its threshold and the cache held, 1 otherwise, 2 when
+TensorRT or the GPU is missing.
 """
 
 from __future__ import annotations
@@ -50,9 +59,24 @@ def _latency_ms(run: Any, shape: tuple[int, ...], repeats: int = 20) -> float:
     return float(np.median(times))
 
 
+def _ort_latency(path: Path, providers: tuple[str, ...], shape: tuple[int, ...]) -> float | None:
+    from ndr_edge.errors import NDREdgeError
+    from ndr_edge.runtime.backends import open_backend
+    from ndr_edge.runtime.onnxruntime_backend import OnnxRuntimeSettings
+
+    try:
+        with open_backend(path, "onnxruntime", OnnxRuntimeSettings(providers=providers)) as backend:
+            if providers != ("cpu",) and not backend.providers[0].startswith("CUDA"):
+                return None  # asked for CUDA, fell back to the CPU: not the number wanted
+            return _latency_ms(backend.infer, shape)
+    except NDREdgeError:
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoint", nargs="?", help="checkpoint (.safetensors or the authors' .pth)")
+    parser.add_argument("--export", help="an existing export folder (skips the export; no torch needed)")
     parser.add_argument("-o", "--outdir", default="gpu-smoke-export")
     parser.add_argument("--min", default="1x3x64x64")
     parser.add_argument("--opt", default="1x3x256x256")
@@ -61,13 +85,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calibration", help="INT8 calibration set folder (default: the demo recipe)")
     args = parser.parse_args(argv)
 
-    from ndr_edge.checkpoint import load_checkpoint
-    from ndr_edge.export.compare import compare_outputs, onnx_outputs, run_batches
-    from ndr_edge.export.pipeline import ExportConfig, Exporter
+    from ndr_edge.artifact import Manifest
+    from ndr_edge.export.compare import build_verification_set, compare_outputs, onnx_outputs, run_batches
     from ndr_edge.export.profiles import Profile
     from ndr_edge.export.tensorrt_build import tensorrt_status
     from ndr_edge.export.variants import BY_NAME
     from ndr_edge.runtime.backends import open_backend
+    from ndr_edge.runtime.engine_cache import EngineCacheConfig, build_export_engines
     from ndr_edge.runtime.tensorrt_env import gpu_info
 
     available, status = tensorrt_status()
@@ -76,42 +100,54 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(f"GPU: {json.dumps(gpu_info())}")
     profile = Profile.parse(args.min, args.opt, args.max)
-    config = ExportConfig(engines="require", profiles=(profile,), workspace_mb=args.workspace_mb,
-                          calibration=Path(args.calibration) if args.calibration else None)
-    checkpoint = args.checkpoint or _default_checkpoint()
-    loaded = load_checkpoint(checkpoint)
-    exporter = Exporter(loaded, args.outdir, config)
-    manifest = exporter.run()
-    data = exporter.verification_data
-    assert data is not None
-    outdir = Path(args.outdir)
-    fp32 = onnx_outputs(outdir / BY_NAME["onnx-fp32"].filename, data)
+    if args.export:
+        outdir = Path(args.export)
+    else:
+        from ndr_edge.checkpoint import load_checkpoint
+        from ndr_edge.export.pipeline import ExportConfig, Exporter
 
-    rows, failed = [], False
-    for entry in manifest.artifacts:
-        if entry.format != "engine":
-            continue
-        with open_backend(outdir / entry.path, "tensorrt") as engine:
+        config = ExportConfig(engines="off", calibration=Path(args.calibration) if args.calibration else None)
+        outdir = Path(args.outdir)
+        Exporter(load_checkpoint(args.checkpoint or _default_checkpoint()), outdir, config).run()
+    manifest = Manifest.read(outdir)
+    meta = next(e for e in manifest.artifacts if e.name == "onnx-fp32")
+    cache = EngineCacheConfig(profiles=(profile,), workspace_mb=args.workspace_mb)
+    first = build_export_engines(outdir, config=cache)
+    second = build_export_engines(outdir, config=cache)
+    cache_ok = all(not r.built for r in second) and [r.engine for r in first] == [r.engine for r in second]
+    print(f"engine cache: first call built {sum(r.built for r in first)} of {len(first)}, second call built "
+          f"{sum(r.built for r in second)} ({'ok' if cache_ok else 'FAIL: the second call should only load'})")
+
+    source = manifest.source
+    side = min(profile.opt[2], profile.opt[3]) // 8 * 8
+    data = build_verification_set(((side, side), (profile.min[2], profile.min[3])), max(1, profile.min[0]),
+                                  source.get("channel_order", "BGR"), tuple(source.get("value_range", (0.0, 1.0))))
+    fp32_path = manifest.resolve(outdir, meta)
+    fp32 = onnx_outputs(fp32_path, data)
+    cpu_ms = _ort_latency(fp32_path, ("cpu",), profile.opt)
+    rows, failed = [], not cache_ok
+    for result in first:
+        precision = result.sidecar.precision
+        variant = BY_NAME[f"engine-{precision}"]
+        own_path = outdir / BY_NAME[variant.source or ""].filename
+        with open_backend(result.engine, "tensorrt") as engine:
             outputs = run_batches(engine.infer, data)
             latency = _latency_ms(engine.infer, profile.opt)
             how = engine.describe()
-        source = outdir / BY_NAME[BY_NAME[entry.name].source or ""].filename
-        own = onnx_outputs(source, data)
-        vs_fp32, vs_own = compare_outputs(fp32, outputs), compare_outputs(own, outputs)
-        ok = vs_own.psnr_db >= THRESHOLDS_DB[entry.precision]
+        vs_fp32, vs_own = compare_outputs(fp32, outputs), compare_outputs(onnx_outputs(own_path, data), outputs)
+        ok = vs_own.psnr_db >= THRESHOLDS_DB[precision]
         failed |= not ok
-        rows.append((entry.name, vs_fp32.psnr_db, vs_own.psnr_db, vs_own.max_abs, latency,
-                     "ok" if ok else f"FAIL (< {THRESHOLDS_DB[entry.precision]:.0f} dB)", how))
+        cuda_ms = _ort_latency(own_path, ("cuda",), profile.opt) if precision == "fp16" else None
+        rows.append((variant.name, vs_fp32.psnr_db, vs_own.psnr_db, result.seconds, latency, cuda_ms,
+                     "ok" if ok else f"FAIL (< {THRESHOLDS_DB[precision]:.0f} dB)", how))
     print()
-    print(f"{'artifact':<12} {'dB vs FP32 ONNX':>16} {'dB vs own ONNX':>15} {'max abs':>10} {'ms @opt':>9}  check")
-    for name, a, b, m, ms, check, how in rows:
-        print(f"{name:<12} {a:>16.2f} {b:>15.2f} {m:>10.2e} {ms:>9.2f}  {check}  [{how}]")
-    for entry in manifest.artifacts:
-        if entry.format == "onnx":
-            v = entry.verification
-            headline = (f"max abs {v['vs_torch_max_abs']:.2e} vs PyTorch" if "vs_torch_max_abs" in v
-                        else f"{v.get('vs_fp32_psnr_db')} dB vs FP32")
-            print(f"{entry.name:<12} (ONNX Runtime CPU) {headline}")
+    print(f"{'artifact':<12} {'dB vs FP32':>10} {'dB vs own ONNX':>15} {'build s':>8} {'ms @opt':>8} "
+          f"{'ORT CUDA ms':>12}  check")
+    for name, a, b, built_s, ms, cuda, check, how in rows:
+        cuda_text = f"{cuda:.2f}" if cuda is not None else "-"
+        print(f"{name:<12} {a:>10.2f} {b:>15.2f} {built_s:>8.0f} {ms:>8.2f} {cuda_text:>12}  {check}  [{how}]")
+    print(f"ONNX Runtime CPU FP32 at {'x'.join(map(str, profile.opt))}: "
+          + (f"{cpu_ms:.1f} ms" if cpu_ms is not None else "did not run"))
     if not rows:
         print("no engine was built")
         return 1
