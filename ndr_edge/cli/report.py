@@ -48,6 +48,8 @@ latency, Pareto front) and samples.png (degraded | each variant | clean) into OU
 @click.option("--warmup", default=2, show_default=True, type=click.IntRange(0), help="Untimed calls before timing.")
 @click.option("--repeats", default=10, show_default=True, type=click.IntRange(1), help="Timed calls per size and batch.")
 @click.option("--budget-ms", type=float, help="Latency budget per frame: the best artifact per degradation within it is marked.")
+@click.option("--stream-fps", default=30.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="Camera frame rate: the report says how many such streams the throughput restores.")
 @click.option("--threads", type=click.IntRange(1), help="Intra-op threads for ONNX Runtime and PyTorch. [default: theirs]")
 @click.option("--variants", help="Manifest variants to measure, e.g. onnx-fp16,onnx-int8. [default: all]")
 @click.option("--no-reference", is_flag=True, help="Do not measure the PyTorch checkpoint (fidelity is then against onnx-fp32).")
@@ -57,7 +59,8 @@ latency, Pareto front) and samples.png (degraded | each variant | clean) into OU
 @click.option("--quiet", is_flag=True, help="No progress display.")
 @one_line_errors("ndr-report")
 def main(outdir: str, data: str | None, layout: str, degradations: str, images: int | None, max_side: int, seed: int,
-         sizes: tuple[str, ...], batches: str, warmup: int, repeats: int, budget_ms: float | None, threads: int | None,
+         sizes: tuple[str, ...], batches: str, warmup: int, repeats: int, budget_ms: float | None, stream_fps: float,
+         threads: int | None,
          variants: str | None, no_reference: bool, device: int, timeout_s: float, out: str | None, quiet: bool) -> None:
     """Measure every variant of the export in OUTDIR (its manifest.json) on the same images and
     inputs: PSNR/SSIM per degradation with the published protocol and the loss against PyTorch
@@ -70,7 +73,7 @@ def main(outdir: str, data: str | None, layout: str, degradations: str, images: 
         degradations=parse_names(degradations), data=Path(data).expanduser() if data else None, layout=layout,
         images=images, seed=seed, max_side=max_side or None,
         sizes=tuple(parse_size(s) for s in sizes) or ((256, 256),), batches=parse_batches(batches),
-        warmup=warmup, repeats=repeats, budget_ms=budget_ms, threads=threads,
+        warmup=warmup, repeats=repeats, budget_ms=budget_ms, stream_fps=stream_fps, threads=threads,
         variants=tuple(v.strip() for v in variants.split(",") if v.strip()) if variants else None,
         reference=not no_reference, out=Path(out).expanduser() if out else None, device=device,
         worker_timeout_s=timeout_s, extra={"command": shlex.join(["ndr-report", *sys.argv[1:]])},
@@ -85,7 +88,10 @@ def summary(report_json: Path) -> str:
     import json
 
     payload = json.loads(report_json.read_text())
-    lines = [f"{'variant':<14} {'status':<8} {'latency ms':>10} {'mean PSNR':>9} {'fidelity dB':>11}  note"]
+    stream_fps = payload.get("config", {}).get("stream_fps", 30.0)
+    header = (f"{'variant':<14} {'status':<8} {'latency ms':>10} {'frames/s':>8} {f'{stream_fps:g}-FPS streams':>15} "
+              f"{'mean PSNR':>9} {'fidelity dB':>11}  note")
+    lines = [header]
     for v in payload["variants"]:
         psnr = [x for x in v["psnr"].values() if isinstance(x, (int, float))]
         latency = f"{v['latency_ms']['median']:.1f}" if v["latency_ms"] else "-"
@@ -93,7 +99,10 @@ def summary(report_json: Path) -> str:
             f"{v['fidelity_psnr_db']:.2f}" if isinstance(v["fidelity_psnr_db"], (int, float))
             else str(v["fidelity_psnr_db"] or "-"))
         mean = f"{sum(psnr) / len(psnr):.2f}" if psnr else "-"
-        lines.append(f"{v['name']:<14} {v['status']:<8} {latency:>10} {mean:>9} {fidelity:>11}  {v['reason'] or ''}")
+        fps = f"{v['throughput_fps']:.2f}" if v.get("throughput_fps") else "-"
+        streams = f"{v['streams']:.2f}" if v.get("streams") else "-"
+        lines.append(f"{v['name']:<14} {v['status']:<8} {latency:>10} {fps:>8} {streams:>15} {mean:>9} {fidelity:>11}  "
+                     f"{v['reason'] or ''}")
     return "\n".join(lines)
 
 

@@ -49,6 +49,7 @@ class ReportConfig:
     warmup: int = 2
     repeats: int = 10
     budget_ms: float | None = None  # latency budget for the "best variant" marks (per frame, batch 1)
+    stream_fps: float = 30.0  # a camera stream's frame rate: throughput / this = streams per machine
     threads: int | None = None  # intra-op threads for ONNX Runtime and PyTorch (None: their default)
     variants: tuple[str, ...] | None = None  # manifest names to measure (None: all)
     reference: bool = True  # measure the PyTorch FP32 checkpoint as the reference
@@ -81,6 +82,8 @@ class ReportConfig:
             raise InputError(f"warmup={self.warmup}, repeats={self.repeats}: need warmup >= 0 and repeats >= 1")
         if self.budget_ms is not None and not (self.budget_ms > 0 and math.isfinite(self.budget_ms)):
             raise InputError(f"budget_ms={self.budget_ms}: give a positive number of milliseconds")
+        if not (self.stream_fps > 0 and math.isfinite(self.stream_fps)):
+            raise InputError(f"stream_fps={self.stream_fps}: give a positive frame rate (e.g. 30)")
         if self.threads is not None and self.threads < 1:
             raise InputError(f"threads={self.threads}: give a positive number or leave it unset")
         if self.crop < 16:

@@ -45,16 +45,18 @@ def summary_table(payload: dict[str, Any]) -> str:
         rows.append([
             f"`{v['name']}`", v["backend"], v["precision"], status, _size(v["size_bytes"]),
             f"{_num(lat.get('median'), '.1f')} / {_num(lat.get('p90'), '.1f')}", _num(v["throughput_fps"], ".2f"),
-            _num(v["peak_memory_mb"], ".0f"), _num(sum(psnr) / len(psnr) if psnr else None),
+            _num(v.get("streams"), ".2f"), _num(v["peak_memory_mb"], ".0f"), _num(sum(psnr) / len(psnr) if psnr else None),
             "ref." if v["reference"] else _num(v["fidelity_psnr_db"]),
             "ref." if v["reference"] else _num(v["fidelity_max_abs"], ".2e"),
         ])
     headline = payload["latency_method"]["headline"]
-    return (f"Latency: {headline}. Throughput: best frames/s at the first size over the batch sizes. "
+    stream_fps = payload.get("config", {}).get("stream_fps", 30.0)
+    return (f"Latency: {headline}. Throughput: best frames/s at the first size over the batch sizes; "
+            f"streams: that throughput in {stream_fps:g} FPS camera streams (how many one machine restores). "
             "Memory: peak resident memory of the process that ran the model, above the backend library's own.\n\n"
             + _table(["variant", "backend", "precision", "status", "size", "latency ms (median / p90)", "frames/s",
-                      "memory MB", "mean PSNR dB", "fidelity PSNR dB", "max abs err"], rows,
-                     ["l", "l", "l", "l", "r", "r", "r", "r", "r", "r", "r"]))
+                      f"{stream_fps:g} FPS streams", "memory MB", "mean PSNR dB", "fidelity PSNR dB", "max abs err"], rows,
+                     ["l", "l", "l", "l", "r", "r", "r", "r", "r", "r", "r", "r"]))
 
 
 def metric_table(payload: dict[str, Any], metric: str) -> str:

@@ -62,6 +62,8 @@ class VariantResult:
                            "p90": json_float(primary["per_frame_p90_ms"], 4),
                            "size": primary["size"], "batch": primary["batch"]} if primary else None,
             "throughput_fps": json_float(max(fps), 4) if fps else None,
+            # how many camera streams of config.stream_fps this machine restores at the first size
+            "streams": json_float(max(fps) / config.stream_fps, 4) if fps else None,
             "psnr": {k: json_float(v, 4) for k, v in quality.psnr.items()} if quality else {},
             "ssim": {k: json_float(v, 5) for k, v in quality.ssim.items()} if quality else {},
             "psnr_loss_db": {}, "ssim_loss": {},

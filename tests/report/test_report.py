@@ -134,6 +134,11 @@ def test_json_schema(report: tuple[Path, dict[str, Any]], export_dir: Path) -> N
         assert (latency["size"], latency["batch"]) == ("32x32", 1)
         assert [(e["size"], e["batch"]) for e in v["latency"]] == [("32x32", 1), ("32x32", 2)]
         assert all(e["runs"] == 3 and e["fps"] > 0 for e in v["latency"])
+        # 30 FPS camera streams: the best throughput at the first size over 30, recomputed here
+        best_fps = max(e["fps"] for e in v["latency"] if e["size"] == "32x32")
+        assert v["throughput_fps"] == pytest.approx(best_fps, rel=1e-3)
+        assert v["streams"] == pytest.approx(best_fps / payload["config"]["stream_fps"], rel=1e-3, abs=1e-3)
+        assert payload["config"]["stream_fps"] == 30.0
         assert v["peak_memory_mb"] >= 0 and v["memory"]["peak_rss_mb"] > v["memory"]["baseline_rss_mb"] > 0
     assert variants["onnx-fp32"]["size_bytes"] == (export_dir / "model-fp32.onnx").stat().st_size
     assert variants["pytorch-fp32"]["size_bytes"] == (export_dir / "xs.safetensors").stat().st_size
