@@ -1,14 +1,18 @@
-"""The static TensorRT check: operators, restrictions, explicit-quantization rules, and the
-INT32-bias fold that makes ONNX Runtime's Q/DQ graphs parseable."""
+"""The static TensorRT check: operators, restrictions, explicit-quantization rules (FP32 and
+FP16 scales), the oldest target TensorRT release (default 10.3, JetPack 6: which operators,
+opsets and dynamic inputs it takes), and the INT32-bias fold that makes ONNX Runtime's Q/DQ
+graphs parseable."""
 
 from __future__ import annotations
 
 import numpy as np
 import onnx
 import onnxruntime as ort
+import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from ndr_edge.export.opcheck import SUPPORTED_OPS, check_model
+from ndr_edge.errors import ConfigError
+from ndr_edge.export.opcheck import FIRST_RELEASE, SUPPORTED_OPS, check_model
 from ndr_edge.export.qdq_compat import fold_int32_bias_dequantize
 
 
@@ -48,10 +52,18 @@ def _qdq_conv(zero_dtype=np.int8, zero=0, act_scale=(0.02,), weight_axis=0, bias
 
 
 def test_exported_graphs_pass(exported):
-    for name in ("model-fp32.onnx", "model-fp16.onnx", "model-int8.onnx"):
+    """Every ONNX graph the export writes (FP32, FP16, INT8 and the FP16-scale INT8 graph for
+    TensorRT where the pipeline makes it) passes against JetPack 6's TensorRT 10.3, and even
+    10.0: the network uses no operator that came after 10.0."""
+    names = sorted(p.name for p in exported.outdir.glob("*.onnx"))
+    assert {"model-fp32.onnx", "model-fp16.onnx", "model-int8.onnx"} <= set(names), names
+    for name in names:
         report = check_model(exported.outdir / name)
         assert report.ok, (name, report.errors[:3])
-        assert set(report.ops) <= SUPPORTED_OPS
+        assert report.target == "10.3" and report.to_dict()["target_tensorrt"] == "10.3"
+        assert report.opset <= report.opset_limit == 20
+        assert set(report.ops) <= SUPPORTED_OPS and not set(report.ops) & set(FIRST_RELEASE)
+        assert check_model(exported.outdir / name, target="10.0").ok, name
 
 
 def test_unsupported_operator_fails():
@@ -109,3 +121,100 @@ def test_int32_bias_is_flagged_and_folded_exactly():
     onnx.checker.check_model(model)
     after = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
     np.testing.assert_array_equal(before, after)
+
+
+# -- the target TensorRT release ------------------------------------------------------------
+def _blackman_window(opset=17):
+    """BlackmanWindow (ONNX opset 17), which TensorRT's parser takes from 10.4 on."""
+    size = _const("size", np.array(16, np.int64))
+    return _model([helper.make_node("BlackmanWindow", ["size"], ["output"], name="window")], [size], opset=opset,
+                  inputs=[])
+
+
+def test_an_operator_newer_than_the_target_release_is_refused_with_the_release_and_the_fix():
+    report = check_model(_blackman_window())  # default target: JetPack 6's TensorRT 10.3
+    assert not report.ok and report.target == "10.3"
+    (error,) = report.errors
+    assert "BlackmanWindow" in error and "10.4" in error and "10.3 (JetPack 6)" in error and "target=" in error
+    assert check_model(_blackman_window(), target="10.4").ok
+    assert check_model(_blackman_window(), target="10.13.3.9").ok  # trt.__version__ form
+    # an operator of the 10.0 matrix passes the oldest target of all
+    assert check_model(_model([helper.make_node("Relu", ["input"], ["output"])]), target=(10, 0)).ok
+
+
+def test_the_opset_limit_follows_the_target_release():
+    relu = [helper.make_node("Relu", ["input"], ["output"], name="relu")]
+    report = check_model(_model(relu, opset=21))
+    assert report.opset_limit == 20 and any("opset 21" in e and "9-20" in e and "10.6" in e for e in report.errors)
+    newer = check_model(_model(relu, opset=21), target="10.6")
+    assert newer.ok and newer.opset_limit == 22
+    assert check_model(_model(relu, opset=20)).ok
+    assert any("opset 25" in e for e in check_model(_model(relu, opset=25), target="10.15").errors)
+
+
+def test_dynamic_axes_are_refused_only_before_the_release_that_takes_them():
+    axes_in = helper.make_tensor_value_info("axes", TensorProto.INT64, [1])
+    image = helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 8, 8])
+    slice_dynamic = _model([helper.make_node("Slice", ["input", "starts", "ends", "axes"], ["output"], name="sl")],
+                           [_const("starts", np.array([0], np.int64)), _const("ends", np.array([4], np.int64))],
+                           opset=13, inputs=[image, axes_in])
+    assert check_model(slice_dynamic).ok  # tensor Slice axes: TensorRT 10.3
+    assert any("'sl'" in e and "before 10.3" in e for e in check_model(slice_dynamic, target="10.2").errors)
+    squeeze_dynamic = _model([helper.make_node("Unsqueeze", ["input", "axes"], ["output"], name="us")], opset=13,
+                             inputs=[image, axes_in])
+    assert any("'us'" in e and "before 10.7" in e for e in check_model(squeeze_dynamic).errors)
+    assert check_model(squeeze_dynamic, target="10.7").ok
+    squeeze_constant = _model([helper.make_node("Unsqueeze", ["input", "axes"], ["output"], name="us")],
+                              [_const("axes", np.array([0], np.int64))], opset=13)
+    assert check_model(squeeze_constant, target="10.0").ok
+
+
+def test_a_target_that_is_not_a_tensorrt_10_release_is_a_config_error():
+    relu = _model([helper.make_node("Relu", ["input"], ["output"])])
+    for bad in ("8.6", "ten", ""):
+        with pytest.raises(ConfigError, match="TensorRT release"):
+            check_model(relu, target=bad)
+
+
+# -- FP16 scales (the INT8 graph for strongly typed TensorRT networks) ------------------------
+def _fp16_qdq_conv(opset=19, act_scale=0.02, weight_scale=0.01):
+    """FP32 input -> Cast(FP16) -> Q/DQ with an FP16 scale -> Conv(DQ(int8 weights, FP16 per-channel
+    scales), FP16 bias) -> Cast(FP32): the layout of model-int8-trt.onnx around one convolution."""
+    rng = np.random.default_rng(2)
+    inits = [
+        _const("act_scale", np.float16(act_scale)), _const("act_zero", np.int8(0)),
+        _const("w_q", rng.integers(-100, 100, size=(4, 3, 3, 3)).astype(np.int8)),
+        _const("w_scale", np.full(4, weight_scale, np.float16)), _const("w_zero", np.zeros(4, np.int8)),
+        _const("bias", rng.standard_normal(4).astype(np.float16)),
+    ]
+    nodes = [
+        helper.make_node("Cast", ["input"], ["x16"], name="to_fp16", to=TensorProto.FLOAT16),
+        helper.make_node("QuantizeLinear", ["x16", "act_scale", "act_zero"], ["q"], name="q_in"),
+        helper.make_node("DequantizeLinear", ["q", "act_scale", "act_zero"], ["dq"], name="dq_in"),
+        helper.make_node("DequantizeLinear", ["w_q", "w_scale", "w_zero"], ["w"], name="dq_w", axis=0),
+        helper.make_node("Conv", ["dq", "w", "bias"], ["y16"], name="conv", pads=[1, 1, 1, 1]),
+        helper.make_node("Cast", ["y16"], ["output"], name="to_fp32", to=TensorProto.FLOAT),
+    ]
+    return _model(nodes, inits, opset=opset,
+                  outputs=[helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 4, 8, 8])])
+
+
+def test_fp16_scales_on_quantize_and_dequantize_pass_at_opset_19():
+    model = _fp16_qdq_conv()
+    onnx.checker.check_model(model, full_check=True)  # a valid ONNX graph: FP16 scales are opset 19 ONNX
+    report = check_model(model)
+    assert report.ok, report.errors
+    assert report.quantized_nodes == 2 and not report.warnings
+
+
+def test_fp16_scales_need_opset_19_and_must_not_underflow():
+    old = check_model(_fp16_qdq_conv(opset=17))
+    assert sum("FP16 scales need opset 19" in e for e in old.errors) == 3  # q_in, dq_in, dq_w
+    # 1e-9 is a valid FP32 scale; as FP16 it is 0, which TensorRT cannot divide by
+    assert np.float16(1e-9) == 0
+    tiny = check_model(_fp16_qdq_conv(weight_scale=1e-9))
+    assert [e for e in tiny.errors if "finite and positive" in e and "FP16" in e and "dq_w" in e], tiny.errors
+    assert not any("q_in" in e for e in tiny.errors)
+    wrong_type = _fp16_qdq_conv()
+    wrong_type.graph.initializer[0].CopyFrom(_const("act_scale", np.float64(0.02)))
+    assert any("q_in" in e and "float64" in e for e in check_model(wrong_type).errors)

@@ -2,13 +2,17 @@
 makes (its export pipeline, strongly typed from the FP16 graph, with the sidecar it writes) and
 an FP32 engine from the same builder (:func:`ndr_edge.export.tensorrt_build.build_engine`).
 Each runs through the same Restorer call as ONNX Runtime: agreement, the sidecar the runtime
-reads, streaming (double buffering) and the profile check. Skipped, with the reason, where
+reads, streaming (double buffering) and the profile check; the backend's own execution context
+per buffer slot, and a close from another thread that frees everything while the CUDA context
+is current (pycuda warns when a clean-up runs without it). Skipped, with the reason, where
 TensorRT's builder, pycuda or a GPU is missing; tests/runtime/test_typing.py type-checks this
 file against the TensorRT stubs and the package's signatures everywhere else."""
 
 from __future__ import annotations
 
 import hashlib
+import threading
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +23,7 @@ from ndr_edge.export.profiles import Profile
 from ndr_edge.export.tensorrt_build import tensorrt_status
 from ndr_edge.runtime import Restorer, TileConfig
 from ndr_edge.runtime.engine_sidecar import EngineSidecar
+from ndr_edge.runtime.tensorrt_backend import TensorRTBackend, TensorRTSettings, profiles_shared_across_contexts
 from tests.models import untrained
 
 TRT_OK, TRT_REASON = tensorrt_status()
@@ -121,3 +126,59 @@ def test_out_of_profile_is_refused_and_tiles_fit(fp16_engine: Path, rng: np.rand
         assert restorer.restore(big).shape == big.shape  # tiled inside the profile
         with pytest.raises(InputError, match="do not fit"):
             restorer.restore(big, tile=TileConfig(256, 32, 1))
+
+
+def _model_batch(rng: np.random.Generator, n: int, h: int, w: int) -> np.ndarray:
+    return rng.random((n, 3, h, w), dtype=np.float32)
+
+
+def test_each_slot_has_its_own_execution_context_and_batches_overlap_correctly(fp16_engine: Path,
+                                                                              rng: np.random.Generator) -> None:
+    """Two batches of different shapes enqueued back to back, each on its slot's execution
+    context (TensorRT 10 shares the one profile between them): the same outputs as one at a time."""
+    import tensorrt as trt
+
+    batches = [_model_batch(rng, 1, 64, 64), _model_batch(rng, 2, 32, 96), _model_batch(rng, 1, 128, 64),
+               _model_batch(rng, 4, 32, 32)]
+    with TensorRTBackend(fp16_engine, TensorRTSettings(slots=2)) as backend:
+        assert backend.contexts == (2 if profiles_shared_across_contexts(str(trt.__version__)) else 1)
+        one_at_a_time = [backend.infer(b) for b in batches]
+        pending = [backend.submit(batches[0]), backend.submit(batches[1])]
+        got = []
+        for b in batches[2:]:
+            got.append(pending.pop(0).result())
+            pending.append(backend.submit(b))
+        got += [p.result() for p in pending]
+    for a, b in zip(got, one_at_a_time):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_close_from_another_thread_frees_everything_in_the_context(fp16_engine: Path, rng: np.random.Generator) -> None:
+    """pycuda warns "a clean-up operation failed (dead context maybe?)" when a stream, event or
+    buffer is destroyed after its context was detached or from a thread where it is not current:
+    a close from another thread with a batch in flight gives no such warning, keeps the result,
+    and a new backend opens and runs after it."""
+    batch = _model_batch(rng, 2, 64, 64)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        backend = TensorRTBackend(fp16_engine)
+        want = backend.infer(batch)
+        pending = backend.submit(batch)
+        errors: list[BaseException] = []
+
+        def close() -> None:
+            try:
+                backend.close()
+            except BaseException as exc:  # noqa: BLE001 -- reported in the test's thread
+                errors.append(exc)
+
+        closer = threading.Thread(target=close)
+        closer.start()
+        closer.join()
+        assert errors == [] and backend.closed
+        np.testing.assert_array_equal(pending.result(), want)
+        with TensorRTBackend(fp16_engine) as again:
+            np.testing.assert_array_equal(again.infer(batch), want)
+    cleanup = [str(w.message) for w in caught
+               if any(word in str(w.message) for word in ("clean-up", "dead context", "out-of-thread"))]
+    assert cleanup == []
