@@ -34,7 +34,7 @@ import onnx
 from tqdm import tqdm
 
 from ndr_edge.artifact import ArtifactEntry, ArtifactMeta, Manifest, publish, sha256_file
-from ndr_edge.errors import ArtifactError, BackendUnavailableError, InputError
+from ndr_edge.errors import ArtifactError, BackendUnavailableError, ConfigError, InputError
 from ndr_edge.export import variants as table
 from ndr_edge.export.compare import (
     DEFAULT_PER_SIZE,
@@ -54,7 +54,7 @@ from ndr_edge.export.onnx_export import (
     serialize,
     set_metadata,
 )
-from ndr_edge.export.opcheck import check_model
+from ndr_edge.export.opcheck import check_model, parse_release
 from ndr_edge.export.profiles import Profile
 from ndr_edge.export.qdq_compat import fold_int32_bias_dequantize
 from ndr_edge.export.simplify import simplify
@@ -84,6 +84,7 @@ class ExportConfig:
     profiles: tuple[Profile, ...] = (Profile(),)
     workspace_mb: int = table.DEFAULT_WORKSPACE_MB
     timing_cache: Path | None = None  # None: OUTDIR/timing.cache, reused by the next export there
+    tensorrt_target: str = "10.3"  # the oldest TensorRT release the graphs must parse on (JetPack 6: 10.3)
     calibration: Path | None = None  # a calibration set folder; None: the default demo recipe
     int8_method: str = table.DEFAULT_INT8_METHOD
     int8_budget_db: float | None = table.DEFAULT_BUDGET_DB
@@ -107,6 +108,10 @@ class ExportConfig:
             raise InputError(f"engines={self.engines!r}: choose one of {', '.join(ENGINE_MODES)}")
         if self.verify_sizes is not None and len(self.verify_sizes) < 2:
             raise InputError("verification needs two or more sizes (dynamic H/W is part of what it checks)")
+        try:
+            parse_release(self.tensorrt_target)
+        except ConfigError as exc:
+            raise InputError(f"--tensorrt-target: {exc}") from None
         if self.workspace_mb < 16:
             raise InputError(f"--workspace-mb {self.workspace_mb}: too small; give at least 16 MiB")
         for profile in self.profiles:
@@ -391,7 +396,7 @@ class Exporter:
             for name, entry in self.entries.items():
                 if entry.format != "onnx":
                     continue
-                report = check_model(self._models[name])
+                report = check_model(self._models[name], target=self.config.tensorrt_target)
                 entry.details["tensorrt_opcheck"] = {k: v for k, v in report.to_dict().items() if k != "ops"}
                 results[name] = report.ok
                 if not report.ok:

@@ -85,3 +85,12 @@ def test_selected_variants() -> None:
                                                                       "engine-int8"]
     assert names(table.selected(iter(["fp16"]), engines=True)) == ["onnx-fp16", "engine-fp16"]
     assert table.selected((), engines=True) == []
+
+
+def test_export_config_checks_the_tensorrt_target() -> None:
+    from ndr_edge.export.pipeline import ExportConfig
+
+    assert ExportConfig(tensorrt_target="10.8").check().tensorrt_target == "10.8"
+    for bad in ("9.2", "ten", ""):
+        with pytest.raises(InputError, match="--tensorrt-target"):
+            ExportConfig(tensorrt_target=bad).check()
