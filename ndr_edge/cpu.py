@@ -9,12 +9,13 @@ decide which precisions are fast here. Torch-free.
 
 from __future__ import annotations
 
+import os
 import platform
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-__all__ = ["CpuFeatures", "cpu_features"]
+__all__ = ["CpuFeatures", "cpu_features", "usable_cores"]
 
 
 @dataclass(frozen=True)
@@ -56,3 +57,8 @@ def cpu_features(cpuinfo: str = "/proc/cpuinfo") -> CpuFeatures:
         elif key in ("flags", "Features") and not flags:
             flags = frozenset(value.split())
     return CpuFeatures(model, flags)
+
+
+def usable_cores() -> int | None:
+    """Cores this process may run on (its affinity mask; a container's CPU set), else all."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()

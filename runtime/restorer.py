@@ -35,6 +35,7 @@ from ndr_edge.frames import (
     pad_to_multiple,
 )
 from ndr_edge.runtime.backend import Backend, BackendClosedError, PendingBatch
+from ndr_edge.runtime.backend_choice import auto_cpu_backend
 from ndr_edge.runtime.backends import open_backend, settings_for
 from ndr_edge.runtime.closing import Closing
 from ndr_edge.runtime.prepared import Prepared
@@ -52,9 +53,10 @@ class Selection:
     """Which file to load with which backend, and why."""
 
     path: Path
-    backend: str  # "onnxruntime" | "tensorrt"
+    backend: str  # "onnxruntime" | "openvino" | "tensorrt"
     precision: str | None
     expected_sha256: str | None = None
+    reason: str = ""  # why this backend, where "auto" chose it
 
 
 def _check_choice(value: str, allowed: tuple[str, ...], what: str) -> str:
@@ -126,6 +128,10 @@ def _select_from_manifest(path: Path, backend: str, precision: str, device: int,
         kind = "openvino" if backend == "openvino" else "onnxruntime"
         # of several graphs of one precision (INT8 for CPUs, INT8 for TensorRT), the one meant for it
         chosen = next((e for e in onnx if e.name not in BY_NAME or BY_NAME[e.name].meant_for(kind)), onnx[0])
+        if backend == "auto":  # no GPU backend here: OpenVINO where the export's report measured it faster
+            choice = auto_cpu_backend(directory, chosen)
+            return Selection(manifest.resolve(directory, chosen), choice.backend, precision, chosen.sha256 or None,
+                             choice.reason)
     else:
         raise ArtifactError(
             f"{directory}: the manifest has a {precision} engine but no ONNX file, and TensorRT is not usable here "
@@ -191,6 +197,8 @@ class Restorer(Closing):
         optimisation profile and workspace (default: ``<export>/engines``, the default profile)."""
         selection = select_artifact(path, backend=backend, precision=precision, device=device,
                                     engine_cache=engine_cache)
+        if backend == "auto" and providers and selection.backend == "openvino":  # ONNX Runtime providers asked for
+            selection = replace(selection, backend="onnxruntime", reason="ONNX Runtime providers were given")
         settings = settings_for(selection.backend, providers, threads, device, ov_device, ov_hint)
         engine = open_backend(selection.path, selection.backend, settings, selection.expected_sha256)
         try:

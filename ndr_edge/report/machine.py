@@ -9,18 +9,9 @@ import sys
 from importlib import metadata
 from typing import Any
 
+from ndr_edge.cpu import cpu_features, usable_cores
+
 LIBRARIES = ("ndr-edge", "numpy", "onnxruntime", "onnxruntime-gpu", "onnx", "torch", "tensorrt", "pycuda", "opencv-python-headless")
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.lower().startswith(("model name", "hardware")):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _memory_gb() -> float | None:
@@ -32,12 +23,6 @@ def _memory_gb() -> float | None:
     except (OSError, ValueError):
         pass
     return None
-
-
-def _usable_cores() -> int | None:
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count()
 
 
 def versions() -> dict[str, str]:
@@ -64,9 +49,9 @@ def machine_info(device: int = 0) -> dict[str, Any]:
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
     trt_reason = tensorrt_unavailable_reason(device)
     return {
-        "cpu": _cpu_model(),
+        "cpu": cpu_features().model,
         "cpu_cores": os.cpu_count(),
-        "usable_cores": _usable_cores(),
+        "usable_cores": usable_cores(),
         "memory_gb": _memory_gb(),
         "os": platform.platform(),
         "python": sys.version.split()[0],
