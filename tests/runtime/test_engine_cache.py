@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from ndr_edge.artifact import ArtifactEntry, ArtifactMeta, Manifest, atomic_write_bytes, sha256_file
 from ndr_edge.errors import ArtifactError, InputError
 from ndr_edge.export.profiles import Profile
+from ndr_edge.export.variants import BY_NAME
 from ndr_edge.runtime.engine_cache import (
     EngineCacheConfig,
     MachineFacts,
@@ -165,15 +166,15 @@ def _export_folder(tmp_path: Path, names: tuple[str, ...]) -> Path:
     folder.mkdir()
     entries = []
     for name in names:
-        precision = name.split("-")[1]
-        path = build_tiny("mix", folder / f"model-{precision}.onnx", replace(META, precision=precision))
+        precision = BY_NAME[name].precision
+        path = build_tiny("mix", folder / BY_NAME[name].filename, replace(META, precision=precision))
         entries.append(ArtifactEntry(name, "onnx", precision, path.name, sha256_file(path)))
     Manifest(source={"preset": "tiny-mix"}, artifacts=entries).write(folder)
     return folder
 
 
 def test_an_export_folder_builds_each_engine_its_graphs_allow(tmp_path):
-    folder = _export_folder(tmp_path, ("onnx-fp32", "onnx-fp16", "onnx-int8"))
+    folder = _export_folder(tmp_path, ("onnx-fp32", "onnx-fp16", "onnx-int8", "onnx-int8-trt"))
     results = build_export_engines(folder, facts=FACTS, build=fake_build(), progress=quiet)
     assert [r.sidecar.precision for r in results] == ["fp16", "int8"]
     assert all(r.engine.parent == folder / "engines" for r in results)
@@ -189,6 +190,11 @@ def test_an_export_without_the_source_graph_names_the_fix(tmp_path):
         engine_for_manifest(folder, "fp16", facts=FACTS, build=fake_build(), progress=quiet)
     with pytest.raises(ArtifactError, match="no FP16 or INT8 ONNX graph"):
         build_export_engines(folder, facts=FACTS, build=fake_build(), progress=quiet)
+    # the CPU INT8 graph alone (an export from before onnx-int8-trt): the INT8 engine needs the TensorRT graph
+    (tmp_path / "older").mkdir()
+    older = _export_folder(tmp_path / "older", ("onnx-fp32", "onnx-int8"))
+    with pytest.raises(ArtifactError, match="no onnx-int8-trt graph.*--precision int8"):
+        engine_for_manifest(older, "int8", facts=FACTS, build=fake_build(), progress=quiet)
 
 
 def test_ndr_build_without_tensorrt_is_a_one_line_error(tmp_path):
@@ -232,12 +238,12 @@ def simulated_tensorrt(monkeypatch, tmp_path):
 def test_restorer_selection_builds_the_engine_of_a_copied_export_once(simulated_tensorrt, tmp_path):
     from ndr_edge.runtime.restorer import select_artifact
 
-    folder = _export_folder(tmp_path, ("onnx-fp32", "onnx-fp16", "onnx-int8"))
+    folder = _export_folder(tmp_path, ("onnx-fp32", "onnx-fp16", "onnx-int8", "onnx-int8-trt"))
     first = select_artifact(folder, backend="tensorrt", precision="int8")
     second = select_artifact(folder, backend="tensorrt", precision="int8")
     assert first.backend == second.backend == "tensorrt" and first.path == second.path
     assert first.path.parent == folder / "engines" and first.path.suffix == ".engine"
-    assert EngineSidecar.read(first.path).extra["source_onnx"] == "model-int8.onnx"
+    assert EngineSidecar.read(first.path).extra["source_onnx"] == "model-int8-trt.onnx"  # FP16 compute outside Q/DQ
     assert simulated_tensorrt.read_text().count("\n") == 1
     with pytest.raises(ArtifactError, match="--precision fp16 or int8"):
         select_artifact(folder, backend="tensorrt", precision="fp32")
