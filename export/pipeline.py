@@ -146,6 +146,7 @@ class Exporter:
         self._graph: Any = None
         self._bar: Any = None
         self._engines_wanted = False
+        self._int8_result: Any = None  # what the INT8 stage chose and measured (int8_trt reuses its FP32 scores)
 
     # -- helpers ----------------------------------------------------------------------
     @property
@@ -319,7 +320,7 @@ class Exporter:
                 from ndr_edge.calibration import check_calibration_for
 
                 check_calibration_for(self.config.calibration, self._path(BY_NAME["onnx-fp32"]))
-            result = quantize_int8(
+            result = self._int8_result = quantize_int8(
                 self._path(BY_NAME["onnx-fp32"]), out, calibration=self.config.calibration,
                 method=self.config.int8_method, budget_db=self.config.int8_budget_db,
                 progress=self.config.progress, **{"workdir": self.staging, **self.config.int8_options},
@@ -353,7 +354,7 @@ class Exporter:
             if source is None:
                 return self._skip(stage, "no INT8 graph (not requested with --precision, or skipped)")
             try:
-                from ndr_edge.calibration.evaluate import default_eval_set, evaluate_onnx
+                from ndr_edge.calibration.evaluate import PSNRByDegradation, default_eval_set, evaluate_onnx
                 from ndr_edge.calibration.quantize import SETTINGS_REASON
                 from ndr_edge.export.qdq_fp16 import to_int8_fp16
             except ImportError as exc:
@@ -363,7 +364,10 @@ class Exporter:
             budget = self.config.int8_budget_db
             samples = self.config.int8_options.get("eval_set") or default_eval_set()
             threads = self.config.int8_options.get("threads")
-            reference = evaluate_onnx(self._path(BY_NAME["onnx-fp32"]), samples, threads=threads)
+            # the INT8 stage already scored FP32 on this evaluation set: reuse it
+            known = self._int8_result.details.get("psnr_fp32") if self._int8_result is not None else None
+            reference = (PSNRByDegradation(dict(known), {}) if known
+                         else evaluate_onnx(self._path(BY_NAME["onnx-fp32"]), samples, threads=threads))
             searched = [e["node"] for e in source.details.get("excluded", [])
                         if not str(e.get("reason", "")).startswith(SETTINGS_REASON)]
             attempts: list[dict[str, Any]] = []
