@@ -30,6 +30,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from ndr_edge.calibration.evaluate import DEFAULT_EVAL_CROPS, DEFAULT_EVAL_SIDE
 from ndr_edge.export.variants import DEFAULT_BUDGET_DB, INT8_METHODS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -125,8 +126,8 @@ def markdown(results: dict[str, Any]) -> str:
          f"on {results['machine']['cpu']}, {results['latency']['threads']} threads."),
         (f"Calibration: {results['calibration']['count']} crops of {results['calibration']['crop']} "
          f"({results['calibration']['recipe']}), demo train photos. Evaluation: demo held-out photos "
-         f"({', '.join(results['eval_set']['names'])}) centre-cropped to {results['settings']['eval_max_side']} px, "
-         "one sample per degradation and photo."),
+         f"({', '.join(results['eval_set']['names'])}): {results['settings']['eval_crops']} crops of "
+         f"{results['settings']['eval_max_side']} px spread over each photo, one sample per degradation and crop."),
         "",
         ("## Calibration methods (no layer search; Q/DQ on Conv and MatMul, depthwise convolutions in float, "
          "symmetric INT8 activations, per-channel weights), then placements with the best method"),
@@ -192,7 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--methods", default=",".join(INT8_METHODS))
     parser.add_argument("--budget", type=float, default=DEFAULT_BUDGET_DB, help="dB, on every degradation")
-    parser.add_argument("--eval-max-side", type=int, default=192)
+    parser.add_argument("--eval-max-side", type=int, default=DEFAULT_EVAL_SIDE, help="evaluation crop side")
+    parser.add_argument("--eval-crops", type=int, default=DEFAULT_EVAL_CROPS, help="evaluation crops per photo")
     parser.add_argument("--latency-size", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=15, help="latency runs per model")
     parser.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads (default: all cores)")
@@ -226,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     recipe = CalibrationRecipe(samples=args.samples, crop=args.crop, seed=args.seed)
     calib = build_set(None, recipe, out / "calibration-set", overwrite=True, progress=progress)
     say(calib.describe())
-    samples = default_eval_set(max_side=args.eval_max_side)
+    samples = default_eval_set(max_side=args.eval_max_side, crops=args.eval_crops)
     threads = args.threads or default_threads()
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]

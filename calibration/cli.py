@@ -47,8 +47,11 @@ def _eval_options(func: Any) -> Any:
                      help="Folder of clean held-out images to degrade for scoring. Default: the demo held-out photos."),
         click.option("--degradations", default=None,
                      help="Degradations scored (comma-separated). Default: noise15,noise25,noise50,rain,haze,lowres4,mix."),
-        click.option("--eval-max-side", default=192, show_default=True, type=click.IntRange(8),
-                     help="Centre-crop evaluation images to this size."),
+        click.option("--eval-max-side", default=128, show_default=True, type=click.IntRange(8),
+                     help="Side of the square evaluation crops."),
+        click.option("--eval-crops", default=4, show_default=True, type=click.IntRange(1),
+                     help="Crops per evaluation image, spread over it (1: the centre crop). Two random "
+                          "mixes do not sample 'mix': the default scores 8 per degradation."),
         click.option("--threads", type=click.IntRange(1), help="ONNX Runtime CPU threads. Default: all cores."),
         click.option("--latency-size", default=256, show_default=True, type=click.IntRange(0),
                      help="Square input for the CPU latency measurement (0: skip it)."),
@@ -90,15 +93,16 @@ def _op_types(text: str) -> tuple[str, ...] | None:
     return names
 
 
-def _eval_set(eval_data: str | None, degradations: str | None, max_side: int) -> list[Any]:
+def _eval_set(eval_data: str | None, degradations: str | None, max_side: int, crops: int) -> list[Any]:
     from ndr_edge.calibration.evaluate import default_eval_set
-    from ndr_edge.data import load_clean_folder, synthetic_eval_set
+    from ndr_edge.data import load_clean_folder, spread_crops, synthetic_eval_set
     from ndr_edge.degradations import EVAL_NAMES, parse_names
 
     names = parse_names(degradations) if degradations else EVAL_NAMES
     if eval_data:
-        return synthetic_eval_set(load_clean_folder(eval_data), names, seed=0, max_side=max_side)
-    return default_eval_set(max_side=max_side, degradations=names)
+        images = spread_crops(load_clean_folder(eval_data), max_side, crops)
+        return synthetic_eval_set(images, names, seed=0, max_side=max_side)
+    return default_eval_set(max_side=max_side, degradations=names, crops=crops)
 
 
 def _open_set(set_dir: str | None, tmp: Path, quiet: bool) -> Any:
@@ -186,7 +190,7 @@ def info(set_dir: str, verify: bool) -> None:
 @one_line_errors(PROG)
 def compare(model: str, set_dir: str | None, methods: str, activations: str, op_types: str, float_depthwise: bool,
             max_samples: int | None,
-            modelopt: bool | None, eval_data: str | None, degradations: str | None, eval_max_side: int, threads: int | None,
+            modelopt: bool | None, eval_data: str | None, degradations: str | None, eval_max_side: int, eval_crops: int, threads: int | None,
             latency_size: int, json_out: str | None, markdown: bool, quiet: bool) -> None:
     """Compare calibration methods on MODEL (FP32 ONNX) by restored PSNR lost per degradation."""
     import tempfile
@@ -208,7 +212,7 @@ def compare(model: str, set_dir: str | None, methods: str, activations: str, op_
     extra = {}
     if modelopt or (modelopt is None and available):
         extra = {f"modelopt-{m}": modelopt_backend(m, max_samples) for m in MODELOPT_METHODS}
-    samples = _eval_set(eval_data, degradations, eval_max_side)
+    samples = _eval_set(eval_data, degradations, eval_max_side, eval_crops)
     with tempfile.TemporaryDirectory(prefix="ndr-calib-") as tmp:
         calib = _open_set(set_dir, Path(tmp), quiet)
         result = compare_methods(model, calib, methods=chosen, eval_set=samples, activations=activations,
@@ -234,7 +238,7 @@ def compare(model: str, set_dir: str | None, methods: str, activations: str, op_
 @one_line_errors(PROG)
 def sensitivity(model: str, set_dir: str | None, method: str, activations: str, op_types: str, float_depthwise: bool,
                 max_groups: int,
-                max_samples: int | None, eval_data: str | None, degradations: str | None, eval_max_side: int,
+                max_samples: int | None, eval_data: str | None, degradations: str | None, eval_max_side: int, eval_crops: int,
                 threads: int | None, latency_size: int, json_out: str | None, quiet: bool) -> None:
     """Per layer group: the PSNR lost per degradation when only that group stays in float."""
     import tempfile
@@ -244,7 +248,7 @@ def sensitivity(model: str, set_dir: str | None, method: str, activations: str, 
     from ndr_edge.calibration.sensitivity import SensitivityRunner, worst
 
     del latency_size  # the sensitivity table is about quality; `quantize` measures latency
-    samples = _eval_set(eval_data, degradations, eval_max_side)
+    samples = _eval_set(eval_data, degradations, eval_max_side, eval_crops)
     with tempfile.TemporaryDirectory(prefix="ndr-calib-") as tmp:
         calib = _open_set(set_dir, Path(tmp), quiet)
         settings = QuantSettings(method=method, activations=activations, op_types=_op_types(op_types),
@@ -286,11 +290,11 @@ def sensitivity(model: str, set_dir: str | None, method: str, activations: str, 
 def quantize(model: str, output: str, set_dir: str | None, method: str, budget: str, activations: str,
              op_types: str, float_depthwise: bool, float_act_matmul: bool,
              float_after_concat: bool, max_groups: int, max_samples: int | None, eval_data: str | None, degradations: str | None,
-             eval_max_side: int, threads: int | None, latency_size: int, json_out: str | None, quiet: bool) -> None:
+             eval_max_side: int, eval_crops: int, threads: int | None, latency_size: int, json_out: str | None, quiet: bool) -> None:
     """Write a quality-aware INT8 model: layers stay in float until the loss is within --budget."""
     from ndr_edge.calibration.int8 import quantize_int8
     budget_db = table.parse_budget(budget, "--budget")
-    samples = _eval_set(eval_data, degradations, eval_max_side)
+    samples = _eval_set(eval_data, degradations, eval_max_side, eval_crops)
     result = quantize_int8(model, output, calibration=set_dir, method=method, budget_db=budget_db, eval_set=samples,
                            progress=not quiet, activations=activations, op_types=_op_types(op_types),
                            float_depthwise=float_depthwise, float_act_matmul=float_act_matmul,

@@ -90,20 +90,28 @@ def evaluate_onnx(
                                     desc=Path(path).name)
 
 
-DEFAULT_EVAL_SIDE = 192
+#: The INT8 quality budget is checked on these: 4 crops of 128 px from each held-out photo (56
+#: samples over 7 degradations). One centre crop of 192 px per photo (14 samples, 2 per
+#: degradation) met the 0.3 dB budget on its own crops while the report's other crops of the same
+#: photos lost 0.72 dB on mix: two random mixes are not a sample of "mix".
+DEFAULT_EVAL_SIDE = 128
+DEFAULT_EVAL_CROPS = 4
 
 
 def default_eval_set(
-    max_side: int = DEFAULT_EVAL_SIDE, seed: int = 0, degradations: Iterable[str] | None = None
+    max_side: int = DEFAULT_EVAL_SIDE, seed: int = 0, degradations: Iterable[str] | None = None,
+    crops: int = DEFAULT_EVAL_CROPS,
 ) -> list[Any]:
-    """The held-out evaluation set: the demo ``heldout`` images (never used for calibration),
-    centre-cropped to ``max_side``, under every evaluation degradation; deterministic for a seed."""
-    from ndr_edge.data import synthetic_eval_set
+    """The held-out evaluation set: ``crops`` crops of ``max_side`` px spread over each demo
+    ``heldout`` image (never used for calibration; not the centre crop the report scores when
+    ``crops`` > 1), under every evaluation degradation; deterministic for a seed."""
+    from ndr_edge.data import spread_crops, synthetic_eval_set
     from ndr_edge.degradations import EVAL_NAMES
     from ndr_edge.imageio import demo_images
 
     names = list(degradations) if degradations is not None else list(EVAL_NAMES)
-    return list(synthetic_eval_set(demo_images("heldout"), names, seed=seed, max_side=max_side))
+    images = spread_crops(demo_images("heldout"), max_side, crops)
+    return list(synthetic_eval_set(images, names, seed=seed, max_side=max_side))
 
 
 @dataclass

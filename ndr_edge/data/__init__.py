@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ndr_edge.data.eval_set import EvalSample, centre_crop, sample_seed, synthetic_eval_set
+from ndr_edge.data.eval_set import EvalSample, centre_crop, sample_seed, spread_crops, synthetic_eval_set
 from ndr_edge.data.folders import LAYOUTS, PAIR_LAYOUTS, Pair, find_pairs, load_clean_folder, load_pair, resolve_layout
 
 if TYPE_CHECKING:
@@ -32,6 +32,7 @@ __all__ = [
     "load_pair",
     "resolve_layout",
     "sample_seed",
+    "spread_crops",
     "synthetic_eval_set",
 ]
 

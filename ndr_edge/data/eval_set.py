@@ -38,6 +38,30 @@ def centre_crop(image: np.ndarray, max_side: int | None) -> np.ndarray:
     return image[top: top + ch, left: left + cw]
 
 
+def spread_crops(
+    images: Sequence[tuple[str, np.ndarray]], side: int, per_image: int
+) -> list[tuple[str, np.ndarray]]:
+    """``per_image`` square crops of ``side`` px from each image, centred on the cells of the
+    most-square grid with that many cells (4: the quadrants, so none is the centre crop a report
+    takes), clipped to the image; named ``name@top,left``. ``per_image=1`` is the centre crop."""
+    if side < 1 or per_image < 1:
+        raise InputError(f"spread_crops: side and per_image must be positive, got {side}, {per_image}")
+    if per_image == 1:
+        return [(name, centre_crop(image, side)) for name, image in images]
+    rows = max(r for r in range(1, int(per_image**0.5) + 1) if per_image % r == 0)
+    cols = per_image // rows
+    crops = []
+    for name, image in images:
+        h, w = image.shape[:2]
+        ch, cw = min(h, side), min(w, side)
+        for r in range(rows):
+            for c in range(cols):
+                top = min(max(int((r + 0.5) * h / rows) - ch // 2, 0), h - ch)
+                left = min(max(int((c + 0.5) * w / cols) - cw // 2, 0), w - cw)
+                crops.append((f"{name}@{top},{left}", image[top: top + ch, left: left + cw]))
+    return crops
+
+
 def sample_seed(seed: int, degradation: str, name: str) -> list[int]:
     """Seed for one (degradation, image): stable across runs and independent of which other
     degradations or images are in the set."""

@@ -18,6 +18,7 @@ from ndr_edge.data import (
     SyntheticPairs,
     find_pairs,
     load_clean_folder,
+    spread_crops,
     synthetic_eval_set,
 )
 from ndr_edge.errors import InputError
@@ -239,6 +240,32 @@ def test_synthetic_eval_set(images):
         assert s.lq.shape == s.gt.shape == (32, 32, 3)
     np.testing.assert_array_equal(samples[0].gt, images[0][19:51, 29:61] / np.float32(255))  # centre crop
     np.testing.assert_array_equal(samples[0].gt, samples[2].gt)
+
+
+def test_spread_crops_are_distinct_windows_that_avoid_the_centre():
+    image = np.arange(400 * 600 * 3, dtype=np.int32).reshape(400, 600, 3)
+    crops = spread_crops([("p", image)], 128, 4)
+    assert [name for name, _ in crops] == ["p@36,86", "p@36,386", "p@236,86", "p@236,386"]
+    for name, crop in crops:
+        top, left = map(int, name.split("@")[1].split(","))
+        np.testing.assert_array_equal(crop, image[top: top + 128, left: left + 128])
+        # none overlaps the 128 px centre crop (rows 136-263, cols 236-363) that reports score
+        assert top + 128 <= 136 or top >= 264 or left + 128 <= 236 or left >= 364
+    assert [name for name, _ in spread_crops([("p", image)], 128, 1)] == ["p"]
+    assert [c.shape for _, c in spread_crops([("p", image)], 128, 6)] == [(128, 128, 3)] * 6
+    small = spread_crops([("s", image[:50, :40])], 128, 4)  # larger than the image: the whole image, clipped
+    assert all(c.shape == (50, 40, 3) for _, c in small)
+    with pytest.raises(InputError, match="positive"):
+        spread_crops([("p", image)], 128, 0)
+
+
+def test_default_int8_eval_set_samples_each_degradation_eight_times():
+    from ndr_edge.calibration.evaluate import default_eval_set
+
+    samples = default_eval_set(degradations=["mix", "noise25"])
+    assert len(samples) == 16 and {s.lq.shape for s in samples} == {(128, 128, 3)}
+    mixes = [s.lq for s in samples if s.degradation == "mix"]
+    assert len(mixes) == 8 and len({m.tobytes() for m in mixes}) == 8
 
 
 def test_eval_set_is_deterministic_and_independent_of_composition(images):
