@@ -58,6 +58,9 @@ def _sizes(text: str) -> tuple[tuple[int, int], ...]:
               help="Oldest TensorRT release the graphs must parse on (10.3: JetPack 6); operators and opsets "
                    "it lacks fail the operator check.")
 @click.option("--calibration", type=click.Path(), help="INT8 calibration set (ndr-calib build). Default: demo recipe.")
+@click.option("--speed-passes", is_flag=True,
+              help="Rewrite the FP32 graph for speed (export/graph_speed.py; kept only if it still matches PyTorch "
+                   "within 1e-4). Experimental: OpenVINO reads the INT8 graph built on it differently.")
 @click.option("--int8-method", type=click.Choice(table.INT8_METHODS), default=table.DEFAULT_INT8_METHOD, show_default=True)
 @click.option("--int8-budget-db", default=str(table.DEFAULT_BUDGET_DB), show_default=True,
               help="Largest PSNR loss vs FP32 on any degradation; worse layers stay in float ('none': quantise all).")
@@ -76,7 +79,7 @@ def _sizes(text: str) -> tuple[tuple[int, int], ...]:
 @click.option("--quiet", is_flag=True, help="No progress display.")
 @one_line_errors("ndr-export")
 def main(checkpoint: str | None, outdir: str, precision: str, engine: bool | None, min_shape: str, opt_shape: str | None,
-         max_shape: str, workspace_mb: int, timing_cache: str | None, tensorrt_target: str, calibration: str | None, int8_method: str,
+         max_shape: str, workspace_mb: int, timing_cache: str | None, tensorrt_target: str, calibration: str | None, speed_passes: bool, int8_method: str,
          int8_budget_db: str, int8_quantize_depthwise: bool, fp16_converter: str, verify_sizes: str | None,
          exporter: str, opset: int, triton: bool, report: bool, quiet: bool) -> None:
     """Export CHECKPOINT (this project's .safetensors or the authors' .pth; default: the
@@ -96,6 +99,7 @@ def main(checkpoint: str | None, outdir: str, precision: str, engine: bool | Non
         workspace_mb=workspace_mb,
         timing_cache=Path(timing_cache).expanduser() if timing_cache else None,
         tensorrt_target=tensorrt_target,
+        speed_passes=speed_passes,
         calibration=Path(calibration) if calibration else None,
         int8_method=int8_method,
         int8_budget_db=table.parse_budget(int8_budget_db, "--int8-budget-db"),

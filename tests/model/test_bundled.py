@@ -91,7 +91,7 @@ def test_metadata_records_the_readme_commands_and_they_parse(bundled) -> None:
         assert config["grey"] == last["grey"]
     assert config["compile"] is last["compile_"] is True
     if last["until"] is not None:
-        assert bundled.meta["step"] == last["until"]
+        assert bundled.meta["step"] <= last["until"]  # keep-best or an interrupted run ships an earlier step
     assert bundled.meta["step"] <= config["steps"]
     assert bundled.meta["degradations"] == config["degradations"]
 
