@@ -583,22 +583,32 @@ def _spread_halves(array: np.ndarray, hidden: int, padded: int) -> np.ndarray:
     return out
 
 
+def _projection_and_depthwise(g: onnx.ModelProto, project_in: onnx.NodeProto) -> tuple[Any, int, Any, Any] | None:
+    """``(w_in, channels, dw, w_dw)`` when ``project_in`` is a dense Conv whose only reader is a
+    depthwise Conv over all its output channels (Restormer's projection + 3x3 depthwise)."""
+    w_in = _conv_weight(g, project_in)
+    if w_in is None or _attr(project_in, "group", 1) != 1:
+        return None
+    total = w_in.shape[0]
+    dw = _single_consumer(g, project_in.output[0], "Conv")
+    w_dw = _conv_weight(g, dw) if dw is not None else None
+    if (dw is None or w_dw is None or dw.input[0] != project_in.output[0] or _attr(dw, "group", 1) != total
+            or w_dw.shape[:2] != (total, 1)):
+        return None
+    return w_in, total, dw, w_dw
+
+
 def ffn_channel_pad(model: onnx.ModelProto, multiple: int = FFN_CHANNEL_MULTIPLE) -> int:
     """Pad ``Conv -> depthwise Conv -> two channel halves -> elementwise gate -> Conv``
     hidden widths to a multiple of ``multiple`` with zero weights."""
     g = _Graph(model)
     changed = 0
     for project_in in list(g.graph.node):
-        w_in = _conv_weight(g, project_in)
-        if w_in is None or _attr(project_in, "group", 1) != 1:
+        found_pd = _projection_and_depthwise(g, project_in)
+        if found_pd is None:
             continue
-        total = w_in.shape[0]
+        w_in, total, dw, w_dw = found_pd
         if total % 2 or (total // 2) % multiple == 0:
-            continue
-        dw = _single_consumer(g, project_in.output[0], "Conv")
-        w_dw = _conv_weight(g, dw) if dw is not None else None
-        if (dw is None or w_dw is None or dw.input[0] != project_in.output[0] or _attr(dw, "group", 1) != total
-                or w_dw.shape[:2] != (total, 1)):
             continue
         parts = _channel_slices(g, dw.output[0], total)
         if parts is None:
@@ -658,15 +668,10 @@ def chunk_to_convs(model: onnx.ModelProto) -> int:
     removed: list[onnx.NodeProto] = []
     added: list[onnx.NodeProto] = []
     for project_in in list(g.graph.node):
-        w_in = _conv_weight(g, project_in)
-        if w_in is None or _attr(project_in, "group", 1) != 1:
+        found_pd = _projection_and_depthwise(g, project_in)
+        if found_pd is None:
             continue
-        total = w_in.shape[0]
-        dw = _single_consumer(g, project_in.output[0], "Conv")
-        w_dw = _conv_weight(g, dw) if dw is not None else None
-        if (dw is None or w_dw is None or dw.input[0] != project_in.output[0] or _attr(dw, "group", 1) != total
-                or w_dw.shape[:2] != (total, 1)):
-            continue
+        w_in, total, dw, w_dw = found_pd
         parts = _channel_parts(g, dw.output[0], total)
         if parts is None:
             continue
