@@ -11,9 +11,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from ndr_edge.degradations import CLEAN  # an undegraded crop (the network must not clip those either)
 from ndr_edge.errors import InputError
 
-CLEAN = "clean"  # an undegraded crop (the network must not clip those either)
 REAL = "real"  # a crop of a real degraded frame, used as it is
 RATIO_TOLERANCE = 1e-6
 DEFAULT_RATIOS: dict[str, float] = {
@@ -31,7 +31,7 @@ def known_degradations() -> tuple[str, ...]:
     ``ndr_edge.degradations`` (a family name such as ``noise`` draws one of its members)."""
     from ndr_edge.degradations import NAMES
 
-    return (CLEAN, REAL, *NAMES)
+    return (CLEAN, REAL, *(name for name in NAMES if name != CLEAN))
 
 
 @dataclass(frozen=True)

@@ -58,9 +58,10 @@ def _sizes(text: str) -> tuple[tuple[int, int], ...]:
               help="Oldest TensorRT release the graphs must parse on (10.3: JetPack 6); operators and opsets "
                    "it lacks fail the operator check.")
 @click.option("--calibration", type=click.Path(), help="INT8 calibration set (ndr-calib build). Default: demo recipe.")
-@click.option("--speed-passes", is_flag=True,
-              help="Rewrite the FP32 graph for speed (export/graph_speed.py; kept only if it still matches PyTorch "
-                   "within 1e-4). Experimental: OpenVINO reads the INT8 graph built on it differently.")
+@click.option("--speed-passes/--no-speed-passes", default=True, show_default=True,
+              help="Rewrite the FP32 graph for ONNX Runtime's CPU kernels (export/graph_speed.py: fused "
+                   "LayerNormalization, static reshapes, ...), kept only if it still matches PyTorch within 1e-4; "
+                   "every variant is built on it.")
 @click.option("--int8-method", type=click.Choice(table.INT8_METHODS), default=table.DEFAULT_INT8_METHOD, show_default=True)
 @click.option("--int8-budget-db", default=str(table.DEFAULT_BUDGET_DB), show_default=True,
               help="Largest PSNR loss vs FP32 on any degradation; worse layers stay in float ('none': quantise all).")

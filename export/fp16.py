@@ -3,7 +3,8 @@ the numerically sensitive operations in FP32, float32 inputs and outputs.
 
 Kept in FP32 (one table, :data:`KEEP_FP32`, used by both converters):
 
-- the channel LayerNorm's statistics (mean, centring, variance, square root, division);
+- the channel LayerNorm's statistics (mean, centring, variance, square root, division), and
+  the fused ``LayerNormalization`` nodes the speed passes (``export/graph_speed.py``) write;
 - the L2 normalisation of q and k in the transposed attention;
 - every softmax (channel attention and the degradation query over the NDR entries);
 - the means that feed the low-rank transform's factors;
@@ -53,6 +54,8 @@ class KeepFP32Rule:
 KEEP_FP32: tuple[KeepFP32Rule, ...] = (
     KeepFP32Rule("layernorm", ("ReduceMean", "Sub", "Mul", "Add", "Sqrt", "Div", "Pow"), r"/norm\d*/[A-Za-z]+(_\d+)?$",
                  "channel LayerNorm statistics: the variance of wide features overflows or loses digits in FP16"),
+    KeepFP32Rule("layernorm-fused", ("LayerNormalization",), r".*",
+                 "LayerNormalization (the speed passes' fused channel norm): its variance overflows FP16 too"),
     KeepFP32Rule("l2norm", ("ReduceL2", "Clip", "Expand", "Div"), r"/attn/[A-Za-z0-9]+(_\d+)?$",
                  "L2 normalisation over H*W pixels: the sum of squares overflows FP16 at large frames"),
     KeepFP32Rule("softmax", ("Softmax",), r".*", "softmax: small logit errors shift the attention weights"),

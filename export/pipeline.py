@@ -93,10 +93,9 @@ class ExportConfig:
     verify_sizes: tuple[tuple[int, int], ...] | None = None  # None: 64x96 and 128x128, or fitted to the profile
     verify_per_size: int | None = None  # None: 3, or fitted to the profile's batch range
     fp32_tolerance: float = 1e-4
-    #: the FP32 graph rewrites of export/graph_speed.py. Off by default: on the bundled model they
-    #: made ONNX Runtime FP32 0.90x, and OpenVINO's reading of the INT8 graph built on them then
-    #: disagreed with ONNX Runtime's (28.7 dB between the two outputs, against 40 dB without them)
-    speed_passes: bool = False
+    #: the FP32 graph rewrites of export/graph_speed.py (its DEFAULT_PASSES), each export checked
+    #: against PyTorch within ``fp32_tolerance``; every variant (FP16, INT8) is built on the result
+    speed_passes: bool = True
     onnx: OnnxExportOptions = field(default_factory=OnnxExportOptions)
     size_multiple: int = 8
     seed: int = 0
@@ -293,7 +292,7 @@ class Exporter:
                                  nodes_after=fast.nodes_after)
                     break
             if not self.config.speed_passes:
-                speed["reason"] = "not requested (ndr-export --speed-passes)"
+                speed["reason"] = "turned off (ndr-export --no-speed-passes)"
             elif not speed["applied"]:
                 misses = [a["vs_torch_max_abs"] for a in speed["attempts"] if "vs_torch_max_abs" in a]
                 speed["reason"] = (f"the rewritten graph disagrees with PyTorch (max abs {min(misses):.3g} > "

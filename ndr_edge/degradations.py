@@ -17,6 +17,10 @@ Degradations (``NAMES``):
   to dense) and a grey or slightly tinted airlight ``A``.
 - ``lowres2`` / ``lowres4``: bicubic down-sampling by 2 / 4 and bicubic up-sampling back to the
   original size (Pillow's antialiased bicubic, as MATLAB ``imresize``); ``lowres``: x2 or x4.
+- ``clean``: the image unchanged. Trained on, it teaches the network to leave a frame alone
+  when nothing degraded it (without it a model trained only on degraded crops reads brick
+  mortar as rain streaks and a sharp photo as blurred); evaluated, its "gain" is how much
+  the network changes a clean frame (0 dB at best).
 - ``mix``: two (``mix_count``) different degradations from noise / rain / haze / lowres, applied in
   the physical order haze -> rain -> lowres -> noise (scene, weather, optics, sensor).
 
@@ -36,7 +40,9 @@ from scipy.signal import fftconvolve
 
 from ndr_edge.errors import InputError
 
-NAMES: tuple[str, ...] = ("noise15", "noise25", "noise50", "noise", "rain", "haze", "lowres2", "lowres4", "lowres", "mix")
+CLEAN = "clean"
+NAMES: tuple[str, ...] = ("noise15", "noise25", "noise50", "noise", "rain", "haze", "lowres2", "lowres4", "lowres", "mix",
+                          CLEAN)
 EVAL_NAMES: tuple[str, ...] = ("noise15", "noise25", "noise50", "rain", "haze", "lowres4", "mix")
 TRAIN_NAMES: tuple[str, ...] = ("noise", "rain", "haze", "lowres")
 
@@ -284,6 +290,8 @@ def degrade(
     (uint8 is accepted and scaled); returns float32, same shape, clipped to [0, 1]."""
     if name not in NAMES:
         raise InputError(f"unknown degradation {name!r}; valid names: {', '.join(NAMES)}")
+    if name == CLEAN:
+        return _check_image(clean).copy()
     p = _fixed(params, name)
     if name.startswith("noise"):
         return add_noise(clean, rng, p.noise)

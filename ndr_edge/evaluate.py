@@ -3,10 +3,15 @@ multiple of 8, run, crop back; PSNR and SSIM on all channels on [0, 1] after cli
 
 The model is any callable on float32 NCHW batches in the model's channel order, so the
 same code measures PyTorch, ONNX Runtime and TensorRT (the report uses it for all).
+
+A ``clean`` group (input = reference) has an infinite input PSNR and no gain: its PSNR out
+says how much the network changes a frame nothing degraded. Tables print such values as
+``-`` and JSON as null.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -34,7 +39,8 @@ class DegradationScore:
 
     @property
     def gain_db(self) -> float:
-        return self.psnr - self.psnr_input
+        """PSNR out minus PSNR in; NaN for a ``clean`` group (infinite PSNR in)."""
+        return self.psnr - self.psnr_input if math.isfinite(self.psnr_input) else math.nan
 
     @property
     def ms_per_image(self) -> float:
@@ -45,8 +51,9 @@ class DegradationScore:
 class EvalResult:
     scores: dict[str, DegradationScore] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, dict[str, float]]:
-        return {name: {**asdict(s), "gain_db": s.gain_db} for name, s in self.scores.items()}
+    def to_dict(self) -> dict[str, dict[str, float | None]]:
+        return {name: {k: finite_or_none(v) for k, v in {**asdict(s), "gain_db": s.gain_db}.items()}
+                for name, s in self.scores.items()}
 
     def table(self) -> str:
         lines = [
@@ -54,13 +61,23 @@ class EvalResult:
         ]
         for name, s in self.scores.items():
             lines.append(
-                f"{name:<12} {s.images:>6} {s.psnr_input:>8.2f} {s.psnr:>9.2f} {s.gain_db:>+8.2f} "
+                f"{name:<12} {s.images:>6} {fmt_db(s.psnr_input):>8} {fmt_db(s.psnr):>9} {fmt_db(s.gain_db, '+'):>8} "
                 f"{s.ssim_input:>8.4f} {s.ssim:>9.4f}"
             )
         return "\n".join(lines)
 
     def write_json(self, path: str | Path, extra: dict | None = None) -> None:
         atomic_write_json(path, {**(extra or {}), "scores": self.to_dict()})
+
+
+def finite_or_none(value: float) -> float | None:
+    """``value`` for JSON: None where it is infinite or NaN (a ``clean`` group's PSNR in and gain)."""
+    return value if not isinstance(value, float) or math.isfinite(value) else None
+
+
+def fmt_db(value: float, sign: str = "") -> str:
+    """A dB value for a table, ``-`` where it is infinite or NaN."""
+    return f"{value:{sign}.2f}" if math.isfinite(value) else "-"
 
 
 def restore_image(run: BatchFn, lq_rgb: np.ndarray, channel_order: str, multiple: int = 8) -> np.ndarray:

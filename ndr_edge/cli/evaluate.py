@@ -21,7 +21,7 @@ Examples:
   ndr-eval model.safetensors --data ~/photos --degradations noise25,haze
 """
 
-DEFAULT_DEGRADATIONS = "noise15,noise25,noise50,rain,haze,lowres2,lowres4,mix"
+DEFAULT_DEGRADATIONS = "noise15,noise25,noise50,rain,haze,lowres2,lowres4,mix,clean"
 PROBE_DEGRADATIONS = ("noise15", "noise25", "noise50", "rain", "haze", "lowres2", "lowres4")
 PROCEDURAL_EVAL_SEED = 3000  # dead-leaves images of the evaluation set (training uses other seeds)
 
@@ -114,13 +114,15 @@ def main(checkpoint: str | None, data: str | None, layout: str, degradations: st
 
 
 def _comparison_table(rows: list) -> str:
+    from ndr_edge.evaluate import fmt_db
+
     by_degradation: dict[str, list] = {}
     for method, name, score in rows:
         by_degradation.setdefault(name, []).append((method, score))
     lines = [f"{'degradation':<12} {'method':<9} {'PSNR in':>8} {'PSNR out':>9} {'gain dB':>8} {'SSIM out':>9} {'ms/frame':>9}"]
     for name, entries in by_degradation.items():
         for method, s in entries:
-            lines.append(f"{name:<12} {method:<9} {s.psnr_input:>8.2f} {s.psnr:>9.2f} {s.gain_db:>+8.2f} {s.ssim:>9.4f} "
+            lines.append(f"{name:<12} {method:<9} {fmt_db(s.psnr_input):>8} {fmt_db(s.psnr):>9} {fmt_db(s.gain_db, '+'):>8} {s.ssim:>9.4f} "
                          f"{s.ms_per_image:>9.1f}")
     return "\n".join(lines)
 

@@ -32,7 +32,7 @@ history continue, and the checkpoint records the chain of commands.
 
 # options that describe the run (recorded in the checkpoint and inherited by --resume)
 _RUN_OPTIONS = ("data", "degradations", "val_degradations", "steps", "batch", "crop", "lr", "schedule", "seed",
-                "val_every", "save_every", "loss", "balanced", "procedural", "grey", "tone", "precision", "channels_last", "compile")
+                "val_every", "save_every", "loss", "psnr_ceiling", "balanced", "procedural", "grey", "tone", "precision", "channels_last", "compile")
 
 
 @click.command(epilog=EXAMPLES, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -40,7 +40,8 @@ _RUN_OPTIONS = ("data", "degradations", "val_degradations", "steps", "batch", "c
               "with --resume the checkpoint's]")
 @click.option("-o", "--out", default="runs/ndr-edge-xs.safetensors", show_default=True, help="Checkpoint to write (safetensors).")
 @click.option("--data", multiple=True, help="Folder of clean images (repeatable). Default: the bundled demo photos.")
-@click.option("--degradations", default="noise,rain,haze,lowres,mix", show_default=True, help="Synthesised on the fly.")
+@click.option("--degradations", default="noise,rain,haze,lowres,mix", show_default=True,
+              help="Synthesised on the fly; add clean for undegraded crops (the network learns to leave them alone).")
 @click.option("--val-degradations", default="noise25,rain,haze,lowres2,lowres4,mix", show_default=True)
 @click.option("--steps", default=2000, show_default=True, type=click.IntRange(1), help="Length of the schedule.")
 @click.option("--until", type=click.IntRange(1), help="Stop (and save) at this step of the schedule; --resume continues.")
@@ -51,6 +52,9 @@ _RUN_OPTIONS = ("data", "degradations", "val_degradations", "steps", "batch", "c
               help="joint: the published code's single optimiser; alternating: the paper's.")
 @click.option("--loss", type=click.Choice(["l1", "relative", "psnr"]), default="l1", show_default=True,
               help="l1: published; relative: each crop's L1 over its input's L1 error; psnr: mean -PSNR per crop.")
+@click.option("--psnr-ceiling", default=80.0, show_default=True, type=click.FloatRange(10, 100),
+              help="psnr loss: a crop restored past about this PSNR (dB) stops pulling; ~40 when --degradations "
+                   "has clean (80: none).")
 @click.option("--balanced/--no-balanced", default=True, show_default=True,
               help="Equal share of each degradation in every stretch of samples (else drawn at random).")
 @click.option("--procedural", default=0.0, show_default=True, type=click.FloatRange(0, 1),

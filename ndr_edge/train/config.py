@@ -36,6 +36,11 @@ class TrainConfig:
     degradations: list[str] = field(default_factory=lambda: ["noise", "rain", "haze", "lowres", "mix"])
     val_degradations: list[str] = field(default_factory=lambda: ["noise25", "rain", "haze", "lowres2", "lowres4", "mix"])
     loss: str = "l1"
+    #: ``psnr`` loss: ``10 log10(MSE + 10^(-ceiling/10))``, so a crop restored past about this
+    #: PSNR stops pulling. 80 dB (the old 1e-8) is effectively none; about 40 keeps ``clean``
+    #: crops (where the identity error tends to 0 and log-MSE's gradient grows as 1/RMSE)
+    #: from outweighing the rest of the batch.
+    psnr_ceiling: float = 80.0
     balanced: bool = True  # sample i gets degradation i mod len(degradations)
     procedural: float = 0.0  # fraction of crops from dead-leaves images instead of photos
     grey: float = 0.25  # probability that a clean crop is made greyscale (CropConfig.grey)
@@ -69,6 +74,8 @@ class TrainConfig:
                                    ("precision", self.precision, TRAIN_PRECISIONS)):
             if value not in valid:
                 raise InputError(f"{name} must be one of {', '.join(valid)}, got {value!r}")
+        if not 10.0 <= self.psnr_ceiling <= 100.0:
+            raise InputError(f"psnr_ceiling must be between 10 and 100 dB, got {self.psnr_ceiling}")
         if self.crop % 8:
             raise InputError(f"crop must be a multiple of 8, got {self.crop}")
         for name in ("grey", "tone"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import sys
@@ -80,8 +81,11 @@ def resolve_precision(precision: str, device: str = "cpu") -> str:
     return "bf16" if device == "cuda" or cpu_features().bf16 else "fp32"
 
 
-def restoration_loss(kind: str, restored: torch.Tensor, gt: torch.Tensor, lq: torch.Tensor) -> torch.Tensor:
-    """The restoration loss ``kind`` (``TrainConfig.loss``) of a batch; see ``LOSSES``."""
+def restoration_loss(
+    kind: str, restored: torch.Tensor, gt: torch.Tensor, lq: torch.Tensor, psnr_ceiling: float = 80.0
+) -> torch.Tensor:
+    """The restoration loss ``kind`` (``TrainConfig.loss``) of a batch; see ``LOSSES``
+    (``psnr_ceiling``: ``TrainConfig.psnr_ceiling``)."""
     if kind == "l1":
         return F.l1_loss(restored, gt)
     if kind == "relative":
@@ -89,7 +93,12 @@ def restoration_loss(kind: str, restored: torch.Tensor, gt: torch.Tensor, lq: to
         base = (lq - gt).abs().flatten(1).mean(1).detach()
         return (err / base.clamp(min=RELATIVE_FLOOR)).mean()
     mse = (restored - gt).square().flatten(1).mean(1)
-    return (10.0 * torch.log10(mse + 1e-8)).mean()
+    return (10.0 * torch.log10(mse + 10.0 ** (-psnr_ceiling / 10.0))).mean()
+
+
+def _rounded(value: float) -> float | None:
+    """A validation number for the checkpoint's JSON metadata: None for a clean group's NaN gain."""
+    return round(value, 3) if math.isfinite(value) else None
 
 
 class Trainer:
@@ -226,7 +235,7 @@ class Trainer:
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
             restored, fake_lq = self.forward(lq, gt)
         restored, fake_lq = restored.float(), fake_lq.float()
-        return restoration_loss(self.cfg.loss, restored, gt, lq), F.l1_loss(fake_lq, lq)
+        return restoration_loss(self.cfg.loss, restored, gt, lq, self.cfg.psnr_ceiling), F.l1_loss(fake_lq, lq)
 
     def learning_rate(self) -> float:
         """Multi-step decay: ``lr * gamma ** (milestones passed)``, a function of the global step."""
@@ -271,14 +280,14 @@ class Trainer:
         self.model.train()
         self.last_eval = result
         self.val_history.append({"step": self.step, "set": VAL_SET,
-                                 **{k: round(v.gain_db, 3) for k, v in result.scores.items()}})
+                                 **{k: _rounded(v.gain_db) for k, v in result.scores.items()}})
         return result
 
     def save(self, path: str | Path | None = None) -> Path:
         target = Path(path or self.cfg.out)
-        metrics = {"val_psnr": {k: round(v.psnr, 3) for k, v in self.last_eval.scores.items()}} if self.last_eval else {}
+        metrics = {"val_psnr": {k: _rounded(v.psnr) for k, v in self.last_eval.scores.items()}} if self.last_eval else {}
         metrics["val_gain_db"] = (
-            {k: round(v.gain_db, 3) for k, v in self.last_eval.scores.items()} if self.last_eval else {}
+            {k: _rounded(v.gain_db) for k, v in self.last_eval.scores.items()} if self.last_eval else {}
         )
         if self.running:
             metrics["last_losses"] = {"step": self.step, **self.running}  # restore and degrad (NDR-Degrad), smoothed
@@ -326,8 +335,11 @@ class Trainer:
         progress costs another; keep the step with the best mean gain apart."""
         if not self.cfg.keep_best or not result.scores:
             return
-        mean = sum(v.gain_db for v in result.scores.values()) / len(result.scores)
-        gains = [[v for k, v in h.items() if k not in ("step", "set")] for h in self.val_history[:-1]
+        finite = [v.gain_db for v in result.scores.values() if math.isfinite(v.gain_db)]  # a clean group has none
+        if not finite:
+            return
+        mean = sum(finite) / len(finite)
+        gains = [[v for k, v in h.items() if k not in ("step", "set") and v is not None] for h in self.val_history[:-1]
                  if h.get("set") == VAL_SET]
         best = max((sum(g) / len(g) for g in gains if g), default=None)
         if best is None or mean > best:

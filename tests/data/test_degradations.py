@@ -45,7 +45,7 @@ def test_same_seed_bit_identical_other_seed_differs(photo, name):
     b = degrade(photo, name, rng(3))
     assert a.tobytes() == b.tobytes()
     others = [degrade(photo, name, rng(s)) for s in (4, 5, 6)]
-    if name in ("lowres2", "lowres4"):  # bicubic down/up has no randomness
+    if name in ("lowres2", "lowres4", "clean"):  # bicubic down/up has no randomness
         assert all(np.array_equal(a, c) for c in others)
     else:
         assert any(not np.array_equal(a, c) for c in others)
@@ -57,7 +57,14 @@ def test_shape_dtype_range_on_odd_size(name):
     out = degrade(clean, name, rng(0))
     assert out.shape == clean.shape and out.dtype == np.float32
     assert out.min() >= 0.0 and out.max() <= 1.0
-    assert not np.array_equal(out, clean)
+    assert np.array_equal(out, clean) == (name == "clean")
+
+
+def test_clean_is_an_unchanged_copy(photo):
+    out = degrade(photo, "clean", rng(0))
+    assert out is not photo and np.array_equal(out, photo)
+    out[0, 0, 0] = 1.0 - photo[0, 0, 0]  # the caller may write to it without touching the source
+    assert out[0, 0, 0] != photo[0, 0, 0]
 
 
 def test_uint8_input_matches_float_input(photo):

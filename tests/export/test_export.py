@@ -186,7 +186,8 @@ def test_fp16_graph_runs_and_is_close_to_fp32(exported, outputs):
                                                           outputs["fp16", "verification"]), abs=1e-6)
     assert v["goal_db"] == GOAL_DB and v["meets_goal"] is (mine >= GOAL_DB)
     kept = entry.details["kept_fp32_by_rule"]
-    assert {"layernorm", "l2norm", "softmax", "lrt-means", "output"} <= set(kept)
+    # the speed passes (on by default) fuse the LayerNorm chains: their rule is layernorm-fused
+    assert {"layernorm-fused", "l2norm", "softmax", "lrt-means", "output"} <= set(kept)
     model = onnx.load(str(exported.outdir / "model-fp16.onnx"))
     assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
     assert model.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
@@ -449,3 +450,16 @@ def test_dynamo_exporter_matches_pytorch(exported):
     got = onnx_outputs(serialize(model), data)
     torch_run = TorchBackend(graph, ArtifactMeta(preset="ndr-edge-xs")).infer
     assert compare_outputs(run_batches(torch_run, data), got).max_abs <= 1e-4
+
+
+def test_speed_passes_are_on_by_default_and_checked_against_pytorch(exported):
+    speed = exported.entry("onnx-fp32").details["simplify"]["speed"]
+    assert speed["applied"] is True and speed["passes"]["channel_layernorm"] > 0, speed
+    assert "pixel_unshuffle_conv" not in speed["passes"]  # OpenVINO misreads its INT8 form
+    assert speed["attempts"][-1]["vs_torch_max_abs"] <= 1e-4
+    fp32 = onnx.load(str(exported.outdir / "model-fp32.onnx"))
+    assert any(n.op_type == "LayerNormalization" for n in fp32.graph.node)
+    # the FP16 graph keeps every fused norm in FP32 (its variance overflows FP16)
+    kept = {item["node"] for item in exported.entry("onnx-fp16").details["kept_fp32"]}
+    norms = {n.name for n in fp32.graph.node if n.op_type == "LayerNormalization"}
+    assert norms and norms <= kept

@@ -512,10 +512,11 @@ def test_speed_up_on_a_traced_model(micro):
     from ndr_edge.export.opcheck import check_model
 
     module, before = micro
-    result = speed_up(before, size_multiple=8)
+    assert "pixel_unshuffle_conv" not in DEFAULT_PASSES  # OpenVINO misreads its INT8 form
+    result = speed_up(before, (*DEFAULT_PASSES[:-1], "pixel_unshuffle_conv", DEFAULT_PASSES[-1]), size_multiple=8)
     after = result.model
     assert not result.errors
-    assert set(result.counts) == set(DEFAULT_PASSES) and all(result.counts.values()), result.counts
+    assert all(result.counts.values()), result.counts
     assert result.nodes_after == len(after.graph.node) < result.nodes_before == len(before.graph.node)
     assert before.graph.node[0].op_type != "LayerNormalization"  # the input model is left untouched
     counts = result.op_counts
@@ -558,8 +559,6 @@ def test_speed_up_rejects_unknown_passes(micro):
         speed_up(micro[1], ("no_such_pass",))
 
 
-@pytest.mark.xfail(strict=True, reason="export/fp16.py KEEP_FP32 has no rule for LayerNormalization yet: "
-                                      "the rewritten norms would run in FP16 (see the graph_speed report)")
 def test_fp16_rules_keep_the_rewritten_layernorms_in_fp32(micro):
     from ndr_edge.export.fp16 import sensitive_nodes
 

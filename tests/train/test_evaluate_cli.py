@@ -66,3 +66,15 @@ def test_baselines_without_bm3d_is_one_line(folder, monkeypatch):
 def test_unknown_degradation_is_one_line(folder):
     result = CliRunner().invoke(main, ["--data", str(folder), "--degradations", "snow"])
     assert result.exit_code == 2 and "unknown degradation(s) snow" in result.output
+
+
+def test_clean_frames_score_how_much_the_network_changes_them(folder, tmp_path):
+    out = tmp_path / "scores.json"
+    result = _run("--data", str(folder), "--degradations", "clean,noise25", "--max-side", "64", "--json", str(out))
+    assert result.exit_code == 0, result.output
+    payload = json.loads(out.read_text(), parse_constant=lambda c: pytest.fail(f"{c} is not JSON"))
+    clean, noisy = payload["scores"]["clean"], payload["scores"]["noise25"]
+    assert clean["psnr_input"] is None and clean["gain_db"] is None  # infinite input PSNR, no gain
+    assert 10.0 < clean["psnr"] < 100.0 and noisy["gain_db"] is not None
+    row = next(line for line in result.output.splitlines() if line.startswith("clean "))
+    assert row.split()[2] == "-" and row.split()[4] == "-"

@@ -9,6 +9,7 @@ import sys
 import pytest
 import torch
 
+from ndr_edge.errors import InputError
 from ndr_edge.checkpoint import load_checkpoint
 from ndr_edge.train import TrainConfig, Trainer
 from ndr_edge.train.loop import VAL_SET
@@ -229,6 +230,31 @@ def test_per_sample_losses_balance_easy_and_hard_samples(kind):
     restoration_loss(kind, restored, gt, lq).backward()
     g = restored.grad.abs().flatten(1).sum(1)
     assert g[1] > g[0]  # the easy sample's pixels get larger gradients, not smaller
+
+
+def test_psnr_ceiling_stops_a_clean_crop_from_outweighing_the_batch():
+    from ndr_edge.train.loop import restoration_loss
+
+    gt = torch.full((2, 3, 8, 8), 0.5)
+    lq = gt.clone()
+    lq[0] += 0.1  # degraded
+    restored = gt.clone()
+    restored[0] += 0.05  # half restored
+    restored[1] += 0.001  # a clean crop, almost the identity (60 dB)
+    assert restoration_loss("psnr", gt, gt, gt, psnr_ceiling=40.0).item() == pytest.approx(-40.0, abs=1e-3)
+    grads = {}
+    for ceiling in (80.0, 40.0):
+        x = restored.clone().requires_grad_(True)
+        restoration_loss("psnr", x, gt, lq, psnr_ceiling=ceiling).backward()
+        grads[ceiling] = x.grad.abs().flatten(1).sum(1)
+    assert grads[80.0][1] > 10 * grads[80.0][0]  # without a ceiling the near-identity crop dominates
+    assert grads[40.0][1] < grads[40.0][0]  # with one it pulls less than the degraded crop
+    assert grads[40.0][0] == pytest.approx(grads[80.0][0].item(), rel=0.05)  # the degraded crop barely notices
+
+
+def test_psnr_ceiling_is_checked():
+    with pytest.raises(InputError, match="psnr_ceiling"):
+        TrainConfig(psnr_ceiling=5.0)
 
 
 def test_bf16_and_fp32_steps_move_the_loss_the_same_way(tmp_path):
