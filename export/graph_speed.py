@@ -397,21 +397,16 @@ def channel_layernorm(model: onnx.ModelProto) -> int:
             continue
         chain = [mean, sub, square, var, add, sqrt, div]
         end = div
-        scale = bias = None
-        mul = _single_consumer(g, end.output[0], "Mul")
-        if mul is not None:
-            scale = _per_channel(g, _other(mul, end.output[0]) or "", channels)
-            if scale is not None:
-                channels = scale.size
-                chain.append(mul)
-                end = mul
-        post = _single_consumer(g, end.output[0], "Add")
-        if post is not None:
-            bias = _per_channel(g, _other(post, end.output[0]) or "", channels)
-            if bias is not None:
-                channels = bias.size
-                chain.append(post)
-                end = post
+        affine: dict[str, Any] = {}  # the per-channel scale (Mul) and bias (Add) that follow, if any
+        for op in ("Mul", "Add"):
+            node = _single_consumer(g, end.output[0], op)
+            values = None if node is None else _per_channel(g, _other(node, end.output[0]) or "", channels)
+            if node is not None and values is not None:
+                channels = values.size
+                chain.append(node)
+                end = node
+            affine[op] = values
+        scale, bias = affine["Mul"], affine["Add"]
         if channels is None:
             continue
         scope = _scope(div.name or div.output[0])
