@@ -32,7 +32,7 @@ history continue, and the checkpoint records the chain of commands.
 
 # options that describe the run (recorded in the checkpoint and inherited by --resume)
 _RUN_OPTIONS = ("data", "degradations", "val_degradations", "steps", "batch", "crop", "lr", "schedule", "seed",
-                "val_every", "save_every", "loss", "psnr_ceiling", "balanced", "procedural", "grey", "tone", "precision", "channels_last", "compile")
+                "val_every", "save_every", "loss", "psnr_ceiling", "balanced", "procedural", "structured", "grey", "tone", "precision", "channels_last", "compile")
 
 
 @click.command(epilog=EXAMPLES, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -59,6 +59,9 @@ _RUN_OPTIONS = ("data", "degradations", "val_degradations", "steps", "batch", "c
               help="Equal share of each degradation in every stretch of samples (else drawn at random).")
 @click.option("--procedural", default=0.0, show_default=True, type=click.FloatRange(0, 1),
               help="Fraction of crops from seeded dead-leaves images (natural-image statistics).")
+@click.option("--structured", default=0.0, show_default=True, type=click.FloatRange(0, 1),
+              help="Fraction of crops from seeded walls, tiles and line scenes (thin straight lines that "
+                   "are not rain).")
 @click.option("--grey", default=0.25, show_default=True, type=click.FloatRange(0, 1),
               help="Probability that a clean crop is made greyscale, so grey frames are not taken for haze.")
 @click.option("--tone", default=0.0, show_default=True, type=click.FloatRange(0, 1),

@@ -4,7 +4,7 @@
 DataLoader worker and resumed run sees the same sample for the same global index (a resumed
 run passes ``offset`` = samples already seen, so it continues the stream exactly). Per item
 it draws an image (from the photos, or with probability ``procedural_fraction`` from the
-procedural pool) and a degradation (``balanced``: index mod the number of degradations, so
+procedural pool, or with probability ``structured_fraction`` from the structured pool) and a degradation (``balanced``: index mod the number of degradations, so
 every batch holds each in equal share; otherwise drawn), crops a ``crop.size`` square at a random position (images smaller than
 the crop are first reflect-padded on the right/bottom), applies a random flip and 90-degree
 rotation to the **clean** crop, then degrades it (so rain stays near-vertical and haze far at
@@ -133,6 +133,8 @@ class SyntheticPairs(Dataset):
         procedural_fraction: float = 0.0,
         balanced: bool = False,
         offset: int = 0,
+        structured: Sequence[np.ndarray] = (),
+        structured_fraction: float = 0.0,
     ) -> None:
         if not images:
             raise InputError("SyntheticPairs: no clean images given")
@@ -150,6 +152,11 @@ class SyntheticPairs(Dataset):
         if not 0.0 <= procedural_fraction <= 1.0 or (procedural_fraction > 0 and not self.procedural):
             raise InputError(f"SyntheticPairs: procedural_fraction {procedural_fraction} needs a procedural pool and [0, 1]")
         self.procedural_fraction = float(procedural_fraction)
+        self.structured = [check_frame(img, f"structured image {k}") for k, img in enumerate(structured)]
+        if not 0.0 <= structured_fraction <= 1.0 - self.procedural_fraction or (structured_fraction > 0 and not self.structured):
+            raise InputError(f"SyntheticPairs: structured_fraction {structured_fraction} needs a structured pool and "
+                             f"[0, 1 - procedural_fraction]")
+        self.structured_fraction = float(structured_fraction)
         self.balanced = bool(balanced)
         if offset < 0:
             raise InputError(f"SyntheticPairs: offset must be non-negative, got {offset}")
@@ -164,8 +171,12 @@ class SyntheticPairs(Dataset):
         global_index = self.offset + int(index)
         rng = np.random.default_rng([self.seed, global_index])
         pool = self.images
-        if self.procedural_fraction and rng.random() < self.procedural_fraction:
-            pool = self.procedural
+        if self.procedural_fraction or self.structured_fraction:  # no draw when neither: old streams stay
+            draw = rng.random()
+            if draw < self.procedural_fraction:
+                pool = self.procedural
+            elif draw < self.procedural_fraction + self.structured_fraction:
+                pool = self.structured
         image = pool[int(rng.integers(len(pool)))]
         if self.balanced:
             name = self.degradations[global_index % len(self.degradations)]

@@ -1,4 +1,5 @@
-"""Procedural clean images with natural-image statistics: the dead-leaves model. Torch-free.
+"""Procedural clean images: the dead-leaves model (natural-image statistics) and structured
+scenes (walls, tiles, wires: thin straight lines). Torch-free.
 
 Occluding discs are dropped front to back (each new disc only fills pixels no earlier disc
 covered) until the image is covered. Radii follow the scale-invariant power law
@@ -8,6 +9,13 @@ and the finished image gets a slight optical blur. Training on such images bring
 to within about a dB of one trained on photos (Achddou et al., "Synthetic images as a
 regularity prior for image restoration neural networks", 2021).
 
+Dead leaves has no long straight thin lines, and photos of brick walls or tiled floors are
+full of them: a network that has only seen thin bright lines as rain streaks removes the
+mortar of a brick wall (the bundled model lost 15 dB on scikit-image's brick photo at x2).
+``structured`` draws such scenes: a brick or tile wall (per-brick colour and texture,
+mortar lighter or darker, 1-3 px), or a dead-leaves background crossed by straight lines and
+circle outlines of random angle, width and brightness, all slightly rotated and blurred.
+
 Everything is drawn from the ``numpy.random.Generator`` passed in: the same seed gives a
 bit-identical image.
 """
@@ -16,12 +24,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
 from ndr_edge.errors import InputError
 
-__all__ = ["DeadLeavesParams", "dead_leaves", "dead_leaves_set"]
+__all__ = ["DeadLeavesParams", "dead_leaves", "dead_leaves_set", "structured", "structured_set"]
 
 
 @dataclass(frozen=True)
@@ -112,3 +121,80 @@ def dead_leaves_set(count: int, size: int, seed: int, params: DeadLeavesParams =
         img = dead_leaves(size, np.random.default_rng([seed, k]), params)
         out.append((f"deadleaves-{seed}-{k}", (img * 255.0 + 0.5).astype(np.uint8)))
     return out
+
+
+def _wall(size: int, rng: np.random.Generator) -> np.ndarray:
+    """Bricks in running bond (or square tiles) with mortar lines, on a canvas 1.5x ``size``."""
+    canvas = int(size * 1.5)
+    height = float(rng.uniform(4.0, 28.0))
+    tiles = rng.random() < 0.3
+    width = height * (1.0 if tiles else float(rng.uniform(1.8, 4.0)))
+    mortar = int(rng.integers(1, 4))
+    base = _colour(rng)
+    spread = float(rng.uniform(0.03, 0.25))
+    grout = np.clip(base + rng.choice([-1.0, 1.0], p=[0.3, 0.7]) * rng.uniform(0.15, 0.5), 0.0, 1.0)
+    image = np.empty((canvas, canvas, 3), np.float32)
+    image[:] = grout
+    rows = int(np.ceil(canvas / height)) + 1
+    for row in range(rows):
+        top = row * height
+        shift = 0.0 if tiles else (row % 2) * width / 2 + float(rng.uniform(-0.1, 0.1)) * width
+        for col in range(-1, int(np.ceil(canvas / width)) + 1):
+            left = col * width + shift
+            y0, y1 = int(round(top)) + mortar, int(round(top + height))
+            x0, x1 = int(round(left)) + mortar, int(round(left + width))
+            y0, x0, y1, x1 = max(y0, 0), max(x0, 0), min(y1, canvas), min(x1, canvas)
+            if y1 <= y0 or x1 <= x0:
+                continue
+            colour = np.clip(base * (1.0 + float(rng.normal(0.0, spread))) + rng.normal(0.0, spread / 4, 3), 0.0, 1.0)
+            grain = rng.standard_normal((y1 - y0, x1 - x0, 1)).astype(np.float32) * float(rng.uniform(0.0, 0.06))
+            image[y0:y1, x0:x1] = colour * (1.0 + grain)
+    return image
+
+
+def _lines(size: int, rng: np.random.Generator) -> np.ndarray:
+    """A dead-leaves background crossed by straight lines and circle outlines, 1.5x ``size``."""
+    canvas = int(size * 1.5)
+    image = dead_leaves(canvas, rng, DeadLeavesParams(radius=(3.0, 200.0), max_discs=4000, blur=(0.0, 0.0)))
+    image = np.ascontiguousarray(image)
+    for _ in range(int(rng.integers(3, 30))):
+        colour = tuple(float(c) for c in (np.ones(3) * rng.choice([0.05, 0.95]) * 0.5 + _colour(rng) * 0.5))
+        thickness = int(rng.integers(1, 4))
+        if rng.random() < 0.8:
+            angle = float(rng.normal(np.pi / 2, 0.3)) if rng.random() < 0.4 else float(rng.uniform(0, np.pi))
+            cy, cx = rng.uniform(0, canvas, 2)
+            dy, dx = np.sin(angle) * 2 * canvas, np.cos(angle) * 2 * canvas
+            p0 = (int((cx - dx) * 16), int((cy - dy) * 16))
+            p1 = (int((cx + dx) * 16), int((cy + dy) * 16))
+            cv2.line(image, p0, p1, colour, thickness, cv2.LINE_AA, shift=4)
+        else:
+            centre = tuple(int(v * 16) for v in rng.uniform(0, canvas, 2))
+            radius = int(float(rng.uniform(4.0, canvas / 3)) * 16)
+            cv2.circle(image, centre, radius, colour, thickness, cv2.LINE_AA, shift=4)
+    return image
+
+
+def structured(size: int, rng: np.random.Generator) -> np.ndarray:
+    """One ``size`` x ``size`` float32 RGB image on [0, 1]: a wall or a scene with lines,
+    rotated by up to 30 degrees, slightly blurred."""
+    if size < 1:
+        raise InputError(f"structured: size must be positive, got {size}")
+    image = _wall(size, rng) if rng.random() < 0.5 else _lines(size, rng)
+    canvas = image.shape[0]
+    angle = float(rng.uniform(-30.0, 30.0))
+    matrix = cv2.getRotationMatrix2D((canvas / 2, canvas / 2), angle, 1.0)
+    matrix[:, 2] -= (canvas - size) / 2
+    image = cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    sigma = float(rng.uniform(0.0, 0.8))
+    if sigma > 0:
+        image = gaussian_filter(image, (sigma, sigma, 0), mode="reflect")
+    return np.clip(image, 0.0, 1.0).astype(np.float32)
+
+
+def structured_set(count: int, size: int, seed: int) -> list[tuple[str, np.ndarray]]:
+    """``count`` named uint8 RGB images (``structured-<seed>-<k>``), image k drawn from
+    ``default_rng([seed, k])``."""
+    if count < 0:
+        raise InputError(f"structured_set: count must be non-negative, got {count}")
+    return [(f"structured-{seed}-{k}", (structured(size, np.random.default_rng([seed, k])) * 255.0 + 0.5).astype(np.uint8))
+            for k in range(count)]

@@ -46,6 +46,8 @@ class TrainConfig:
     grey: float = 0.25  # probability that a clean crop is made greyscale (CropConfig.grey)
     tone: float = 0.0  # probability that a clean crop's contrast and level change (CropConfig.tone)
     procedural_images: int = 48  # size of the seeded dead-leaves pool (256 px each)
+    structured: float = 0.0  # fraction of crops from structured scenes (walls, tiles, lines)
+    structured_images: int = 48  # size of the seeded structured pool (256 px each)
     precision: str = "auto"
     channels_last: bool = True
     compile: bool = False  # torch.compile the training forward (minutes of warm-up)
@@ -83,6 +85,9 @@ class TrainConfig:
                 raise InputError(f"{name} must be a probability in [0, 1], got {getattr(self, name)}")
         if not 0.0 <= self.procedural <= 1.0:
             raise InputError(f"procedural must be a fraction in [0, 1], got {self.procedural}")
+        if not 0.0 <= self.structured <= 1.0 - self.procedural:
+            raise InputError(f"structured must be a fraction in [0, 1 - procedural], got {self.structured} "
+                             f"(procedural {self.procedural})")
         self.betas = (float(self.betas[0]), float(self.betas[1]))
 
     def milestone_steps(self) -> list[int]:

@@ -22,7 +22,7 @@ from ndr_edge.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
 from ndr_edge.cpu import cpu_features
 from ndr_edge.data import CropConfig, SyntheticPairs, load_clean_folder, synthetic_eval_set
 from ndr_edge.data.datasets import to_grey
-from ndr_edge.data.procedural import dead_leaves_set
+from ndr_edge.data.procedural import dead_leaves_set, structured_set
 from ndr_edge.degradations import parse_names
 from ndr_edge.errors import CheckpointError, InputError
 from ndr_edge.evaluate import EvalResult, evaluate, torch_runner
@@ -40,6 +40,8 @@ RELATIVE_FLOOR = 0.02
 #: validation image is ever a training image.
 PROCEDURAL_TRAIN_SEED = 1000
 PROCEDURAL_VAL_SEED = 2000
+#: Seed of the structured pool (walls, tiles, lines): training only, distinct from every other pool seed.
+STRUCTURED_TRAIN_SEED = 4000
 #: Names the validation set in ``val_history`` so that keep-best compares like with like
 #: across a resume: v2 added greyscale copies of the held-out colour photos.
 VAL_SET = "v2"
@@ -115,6 +117,10 @@ class Trainer:
         self.procedural = (
             [img for _, img in dead_leaves_set(config.procedural_images, 256, PROCEDURAL_TRAIN_SEED)]
             if config.procedural > 0 else []
+        )
+        self.structured = (
+            [img for _, img in structured_set(config.structured_images, 256, STRUCTURED_TRAIN_SEED)]
+            if config.structured > 0 else []
         )
         self.step = 0
         self.history: list[dict[str, float]] = []
@@ -223,6 +229,8 @@ class Trainer:
             procedural_fraction=cfg.procedural,
             balanced=cfg.balanced,
             offset=self.step * per_step,  # a resumed run continues the same stream
+            structured=self.structured,
+            structured_fraction=cfg.structured,
         )
         sampler = DistributedSampler(dataset, shuffle=False) if self.dist.world > 1 else None
         return DataLoader(dataset, batch_size=cfg.batch, sampler=sampler, num_workers=cfg.workers, drop_last=True)
@@ -305,7 +313,7 @@ class Trainer:
                 "command": self.command,
                 "commands": self.commands,  # the whole chain: first run, then each --resume
                 "seed": self.cfg.seed,
-                "data": data if not self.cfg.procedural else f"{data} + {self.cfg.procedural:.0%} dead leaves",
+                "data": _data_line(data, self.cfg),
                 "schedule": self.cfg.schedule,
                 "precision": self.precision,
                 "config": self.cfg.to_dict(),
@@ -382,3 +390,10 @@ class Trainer:
             dist.barrier()
             dist.destroy_process_group()
         return out
+
+
+def _data_line(data: str, cfg: TrainConfig) -> str:
+    """The checkpoint's one-line description of the training data."""
+    extra = [f"{cfg.procedural:.0%} dead leaves"] if cfg.procedural else []
+    extra += [f"{cfg.structured:.0%} structured scenes"] if cfg.structured else []
+    return " + ".join([data, *extra])

@@ -308,6 +308,29 @@ def test_procedural_fraction_needs_a_pool(photo):
         SyntheticPairs([photo], ["noise"], CropConfig(size=32), samples=1, seed=0, procedural_fraction=0.5)
 
 
+def test_structured_pool_takes_its_share_and_leaves_old_streams_alone(photo):
+    import torch
+
+    from ndr_edge.data import CropConfig, SyntheticPairs
+
+    kw = {"crop": CropConfig(size=32, flips=False, rotations=False), "seed": 4, "samples": 60}
+    dead = [np.full((48, 48, 3), 0.25, np.float32)]
+    walls = [np.full((48, 48, 3), 0.75, np.float32)]
+    both = SyntheticPairs([photo], ["noise"], procedural=dead, procedural_fraction=0.3, structured=walls,
+                          structured_fraction=0.3, **kw)
+    counts = {v: sum(1 for i in range(60) if torch.allclose(both[i]["gt"], torch.tensor(v), atol=1e-6)) for v in (0.25, 0.75)}
+    assert 8 <= counts[0.25] <= 30 and 8 <= counts[0.75] <= 30, counts
+    # structured_fraction 0 draws exactly what a run without the option drew
+    old = SyntheticPairs([photo], ["noise"], procedural=dead, procedural_fraction=0.3, **kw)
+    new = SyntheticPairs([photo], ["noise"], procedural=dead, procedural_fraction=0.3, structured=walls, **kw)
+    assert all(torch.equal(old[i]["lq"], new[i]["lq"]) for i in range(10))
+    with pytest.raises(InputError, match="structured"):
+        SyntheticPairs([photo], ["noise"], structured_fraction=0.2, **kw)
+    with pytest.raises(InputError, match="structured"):
+        SyntheticPairs([photo], ["noise"], procedural=dead, procedural_fraction=0.7, structured=walls,
+                       structured_fraction=0.5, **kw)
+
+
 def test_retone_flattens_without_clipping_and_is_seeded():
     from ndr_edge.data.datasets import retone
 

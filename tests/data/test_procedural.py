@@ -1,11 +1,12 @@
-"""Dead-leaves images: seeded, covered, with the power spectrum of natural photos."""
+"""Procedural images: dead leaves (seeded, covered, the power spectrum of natural photos) and
+structured scenes (seeded, full of long straight thin lines that dead leaves lacks)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from ndr_edge.data.procedural import DeadLeavesParams, dead_leaves, dead_leaves_set
+from ndr_edge.data.procedural import DeadLeavesParams, dead_leaves, dead_leaves_set, structured, structured_set
 from ndr_edge.errors import InputError
 
 
@@ -48,3 +49,29 @@ def test_disc_budget_fills_holes_and_bad_params():
         DeadLeavesParams(radius=(5.0, 1.0))
     with pytest.raises(InputError, match="size"):
         dead_leaves(0, np.random.default_rng(0))
+
+
+def _straight_lines(img: np.ndarray) -> int:
+    """Line segments of at least 48 px that a probabilistic Hough transform finds on its edges."""
+    import cv2
+
+    edges = cv2.Canny((img * 255).astype(np.uint8), 50, 150)
+    found = cv2.HoughLinesP(edges, 1, np.pi / 180, 60, minLineLength=48, maxLineGap=2)
+    return 0 if found is None else len(found)
+
+
+def test_structured_is_seeded_and_has_the_straight_lines_dead_leaves_lacks():
+    a, b = structured_set(2, 64, seed=9), structured_set(2, 64, seed=9)
+    assert [n for n, _ in a] == ["structured-9-0", "structured-9-1"]
+    np.testing.assert_array_equal(a[1][1], b[1][1])
+    assert a[0][1].dtype == np.uint8 and a[0][1].shape == (64, 64, 3)
+    scenes = [structured(128, np.random.default_rng(s)) for s in range(8)]
+    assert all(img.dtype == np.float32 and 0.0 <= img.min() and img.max() <= 1.0 for img in scenes)
+    lines = [_straight_lines(img) for img in scenes]
+    leaves = [_straight_lines(dead_leaves(128, np.random.default_rng(s))) for s in range(8)]
+    assert sum(1 for n in lines if n) >= 6 and sum(lines) >= 16, lines
+    assert sum(leaves) <= 2, leaves
+    with pytest.raises(InputError, match="size"):
+        structured(0, np.random.default_rng(0))
+    with pytest.raises(InputError, match="count"):
+        structured_set(-1, 64, seed=0)
