@@ -4,6 +4,7 @@ photos and 4 dead-leaves images, centre 256 px, seed 0): which frames a degradat
 hides. A diagnostic, not a test; nothing here chooses a checkpoint.
 
     python benchmarks/per_image.py ndr_edge/assets/ndr-edge-xs-demo.safetensors lowres2 lowres4 clean
+    python benchmarks/per_image.py CKPT lowres2 --save /tmp/frames   # + input | output | error PNGs
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ def main() -> None:
     parser.add_argument("checkpoint")
     parser.add_argument("degradations", nargs="*", default=["lowres2", "lowres4", "clean"])
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--save", metavar="DIR", help="write <degradation>-<frame>.png per frame: input, output, "
+                        "and 0.5 + 2 x (output - clean)")
     args = parser.parse_args()
 
     import numpy as np
@@ -31,7 +34,7 @@ def main() -> None:
     from ndr_edge.data.procedural import dead_leaves_set
     from ndr_edge.degradations import parse_names
     from ndr_edge.evaluate import restore_image, torch_runner
-    from ndr_edge.imageio import demo_images
+    from ndr_edge.imageio import demo_images, write_image
     from ndr_edge.metrics import psnr
 
     loaded = load_checkpoint(args.checkpoint)
@@ -40,7 +43,11 @@ def main() -> None:
     for name in parse_names(args.degradations):
         scores = []
         for sample in synthetic_eval_set(images, [name], seed=0, max_side=256):
-            out = psnr(restore_image(run, sample.lq, loaded.channel_order), sample.gt)
+            restored = restore_image(run, sample.lq, loaded.channel_order)
+            out = psnr(restored, sample.gt)
+            if args.save:
+                error = np.clip(0.5 + 2.0 * (restored - sample.gt), 0.0, 1.0)
+                write_image(Path(args.save) / f"{name}-{sample.name}.png", np.concatenate([sample.lq, restored, error], 1))
             before = psnr(sample.lq, sample.gt)
             gain = out - before if math.isfinite(before) else math.nan
             scores.append(out if math.isnan(gain) else gain)

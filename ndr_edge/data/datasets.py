@@ -4,8 +4,9 @@
 DataLoader worker and resumed run sees the same sample for the same global index (a resumed
 run passes ``offset`` = samples already seen, so it continues the stream exactly). Per item
 it draws an image (from the photos, or with probability ``procedural_fraction`` from the
-procedural pool, or with probability ``structured_fraction`` from the structured pool) and a degradation (``balanced``: index mod the number of degradations, so
-every batch holds each in equal share; otherwise drawn), crops a ``crop.size`` square at a random position (images smaller than
+procedural pool, or with probability ``structured_fraction`` from the structured pool) and a
+degradation (``balanced``: index mod the number of degradations, so every batch holds each
+in equal share; otherwise drawn), crops a ``crop.size`` square at a random position (images smaller than
 the crop are first reflect-padded on the right/bottom), applies a random flip and 90-degree
 rotation to the **clean** crop, then degrades it (so rain stays near-vertical and haze far at
 the top, as in real photos). Tensors are float32 3xSxS on [0, 1] in ``channel_order``.

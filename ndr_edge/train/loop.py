@@ -392,8 +392,9 @@ class Trainer:
         return out
 
 
-def _data_line(data: str, cfg: TrainConfig) -> str:
-    """The checkpoint's one-line description of the training data."""
+def _data_line(data: str | list[str], cfg: TrainConfig) -> str | list[str]:
+    """The checkpoint's description of the training data: the folders (or the demo photos),
+    plus the procedural pools' shares when there are any."""
     extra = [f"{cfg.procedural:.0%} dead leaves"] if cfg.procedural else []
     extra += [f"{cfg.structured:.0%} structured scenes"] if cfg.structured else []
-    return " + ".join([data, *extra])
+    return " + ".join([str(data), *extra]) if extra else data
