@@ -19,6 +19,13 @@ A3  an OpenVINO bug, independent of the CPU's instruction set: in a model with a
     input shape, a biased Conv followed by QuantizeLinear/DequantizeLinear whose output
     also feeds a Shape -> Reshape gets bias[0] added to every output channel. Static input
     shape, no bias, or no Q/DQ on the Conv output: exact. Float weights and input: still wrong.
+A4  a second dynamic-shape bug: r = Conv(Q/DQ(x)) with INT8 weights and no bias, used
+    both as a residual and as the input of a second Conv (bias or not), y = r + Conv(Relu(r)),
+    comes out wrong (18.7 dB from ONNX Runtime here); the same graph reshaped to a static
+    input shape before compiling, or with a float input, is exact. It is what broke the NDR INT8
+    graph after export/graph_speed.py's pixel_unshuffle_conv (Downsample's conv output then
+    feeds the next level's norm and its residual Add directly): 35.8 dB from ONNX Runtime at a
+    dynamic shape, 53.5 dB static. runtime/openvino_backend.py compiles per input shape.
 
 Part B exports a tiny untrained ``ndr-edge-xs`` (random weights, random exit conv, as
 tests/models.py), 64x64, dynamic axes, onnxsim, quantises it with the settings of
@@ -190,6 +197,31 @@ def matmul_graph(path: Path, k: int = 16) -> str:
     )
 
 
+def residual_graph(path: Path, dynamic: bool = True, qdq_in: bool = True, bias2: bool = True, seed: int = 0) -> str:
+    """x -> [Q/DQ] -> Conv(3x3, INT8 weights, no bias) = r;  y = r + Conv1x1(Relu(r)) [+ bias] (A4)."""
+    rng = np.random.default_rng(seed)
+    c = 16
+    w = rng.normal(0, 0.2, (c, c, 3, 3)).astype(np.float32)
+    ws = (np.abs(w).reshape(c, -1).max(1) / 63).astype(np.float32)
+    inits = [nh.from_array(np.clip(np.round(w / ws[:, None, None, None]), -63, 63).astype(np.int8), "wq"),
+             nh.from_array(ws, "ws"), nh.from_array(np.zeros(c, np.int8), "wz"),
+             nh.from_array(rng.normal(0, 0.2, (c, c, 1, 1)).astype(np.float32), "w2")]
+    nodes: list = [h.make_node("DequantizeLinear", ["wq", "ws", "wz"], ["w"], axis=0)]
+    src = "x"
+    if qdq_in:
+        _qdq(nodes, inits, "x", "xd", 1 / 127)
+        src = "xd"
+    conv2_in = ["h", "w2"]
+    if bias2:
+        inits.append(nh.from_array(rng.normal(0, 0.2, c).astype(np.float32), "b2"))
+        conv2_in.append("b2")
+    nodes += [h.make_node("Conv", [src, "w"], ["r"], pads=[1, 1, 1, 1]), h.make_node("Relu", ["r"], ["h"]),
+              h.make_node("Conv", conv2_in, ["a"]), h.make_node("Add", ["r", "a"], ["y"])]
+    dims = ["N", c, "H", "W"] if dynamic else [1, c, 32, 32]
+    return _save(path, nodes, inits, [h.make_tensor_value_info("x", T.FLOAT, dims)],
+                 [h.make_tensor_value_info("y", T.FLOAT, dims)])
+
+
 def part_a(work: Path) -> None:
     rng = np.random.default_rng(1)
     print("A. hand-built graphs: PSNR of OpenVINO against ONNX Runtime without optimisation (ONNX semantics)")
@@ -232,6 +264,18 @@ def part_a(work: Path) -> None:
             offset = (got - ref).mean(axis=(0, 2, 3))
             line += f"  (error per channel == bias[0] - bias[c]: max dev {np.abs(offset - (bias[0] - bias)).max():.4f})"
         print(line)
+    x = rng.uniform(-1, 1, (1, 16, 32, 32)).astype(np.float32)
+    for name, kw, static in [
+        ("dynamic N,H,W", {}, False),
+        ("the same graph reshaped static before compiling", {}, True),
+        ("static shapes in the file", {"dynamic": False}, False),
+        ("dynamic, float input (no Q/DQ)", {"qdq_in": False}, False),
+        ("dynamic, second Conv without bias", {"bias2": False}, False),
+    ]:
+        p = residual_graph(work / "a4.onnx", **kw)
+        ref, got = run_ort(p, {"x": x}, optimise=False), run_ov(p, x, static=static)
+        peak = float(np.abs(ref).max())
+        print(f"  A4 INT8 Conv as residual + input of a biased Conv, {name:48s}: {db(psnr(ref / peak, got / peak))}")
 
 
 # -- part B: the tiny real architecture ---------------------------------------------------------

@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cpu-rounds", type=int, default=0,
                         help="also time each at one thread by the thread's CPU time, this many rounds (default 0)")
     parser.add_argument("--profile-runs", type=int, default=1, help="profiled runs per graph (0: no profile)")
-    parser.add_argument("--passes", nargs="*", help="speed passes to run (default: ndr-export's, every pass but pixel_unshuffle_conv)")
+    parser.add_argument("--passes", nargs="*", help="speed passes to run (default: ndr-export's, every pass)")
     parser.add_argument("--save", help="folder to write before.onnx and after.onnx into")
     parser.add_argument("--before", help="the graph before, saved by an earlier --save of the same model (skips tracing)")
     parser.add_argument("--json", help="write the results here")

@@ -48,7 +48,7 @@ export re-checks the result against PyTorch and keeps the graph before if it mis
     ``a`` (the degradation query's ``(attn @ ndr).transpose(1, 2)``: 32 NDR entries to 128
     channels at full resolution) becomes ``MatMul(W^T, Transpose(a))``; ONNX Runtime folds
     the now smaller transpose into its MatMul kernel.
-``pixel_unshuffle_conv`` (not in :data:`DEFAULT_PASSES`: OpenVINO misreads its INT8 form)
+``pixel_unshuffle_conv``
     Restormer's Downsample (3x3 conv, then PixelUnshuffle(2), traced as Reshape/Transpose
     chains) becomes one 4x4 conv with stride 2 whose output channels are the unshuffled
     ones (checked by moving an index tensor through the chain at the probe shapes): the
@@ -1061,12 +1061,12 @@ PASSES: dict[str, Callable[..., int]] = {
     "pixel_unshuffle_conv": pixel_unshuffle_conv,
     "symbolic_shapes": symbolic_shapes,
 }
-#: what ``ndr-export`` runs (``--no-speed-passes``: none): every pass but ``pixel_unshuffle_conv``. OpenVINO
-#: (2026.4, AVX2 CPU) misreads the INT8 graph quantised from its strided 4x4 conv: on the
-#: ndr-edge-xs OpenVINO INT8 is 30.3 dB from ONNX Runtime INT8 with every pass, 52.6 dB
-#: with every pass but this one (51.9 dB with none). Name it in ``passes`` to have it anyway
-#: (about 9% of ONNX Runtime's FP32 time on the published configuration).
-DEFAULT_PASSES: tuple[str, ...] = tuple(p for p in PASSES if p != "pixel_unshuffle_conv")
+#: what ``ndr-export`` runs (``--no-speed-passes``: none): every pass. OpenVINO 2026.4's CPU
+#: plugin misreads the INT8 graph quantised after ``pixel_unshuffle_conv`` when it is compiled
+#: with dynamic H/W (an INT8 conv output that is both a residual and the next branch's input;
+#: ``benchmarks/int8_crossruntime_repro.py`` A4), and reads it right compiled per input shape,
+#: which is what ``runtime/openvino_backend.py`` does.
+DEFAULT_PASSES: tuple[str, ...] = tuple(PASSES)
 _TAKES_SIZE = {"broadcast_expand", "static_reshape", "pixel_unshuffle_conv", "symbolic_shapes"}
 
 

@@ -44,7 +44,8 @@ class CpuFeatures:
 def cpu_features(cpuinfo: str = "/proc/cpuinfo") -> CpuFeatures:
     """Flags of the first CPU in ``/proc/cpuinfo`` (Linux); elsewhere an empty set, which
     makes every choice fall back to fp32."""
-    model, flags = platform.processor() or platform.machine(), frozenset()
+    model: str = platform.processor() or platform.machine()
+    flags: frozenset[str] = frozenset()
     try:
         text = Path(cpuinfo).read_text(errors="replace")
     except OSError:

@@ -4,14 +4,24 @@ package import. Its settings are one :class:`OpenVinoSettings`.
 
 OpenVINO reads the ONNX metadata (``ndr_edge.*`` props) into the model's ``framework``
 runtime info, so the artifact's channel order, value range and size multiple come from the
-file as with ONNX Runtime. The inference-precision hint ``bf16`` needs native bf16 on the
-CPU (AVX512-BF16 or AMX, read from the CPU at run time): elsewhere the backend falls back
-to ``f32`` and says so in :meth:`describe` and :attr:`precision_note`.
+file as with ONNX Runtime. On a CPU the graph runs at its own precision (hint ``f32``)
+unless a hint is given: OpenVINO's CPU default is bf16 wherever the CPU has native bf16,
+which would change an FP32 graph's numbers with the machine. The hint ``bf16`` needs native
+bf16 on the CPU (AVX512-BF16 or AMX, read from the CPU at run time): elsewhere the backend
+falls back to ``f32`` and says so in :meth:`describe` and :attr:`precision_note`.
+
+By default each input shape gets its own compiled model (the ONNX file's dynamic N/H/W
+reshaped to the batch's static shape; ``OpenVinoSettings.static_shapes``): OpenVINO 2026.4's
+CPU plugin miscomputes an INT8 (Q/DQ) convolution whose output is both a residual and the
+input of the next branch when the input shape is dynamic, and is exact once it is static
+(``benchmarks/int8_crossruntime_repro.py`` A4). Tiles and video frames have one shape, so
+that is one compilation (cached in ``cache_dir`` across starts).
 """
 
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,16 +38,21 @@ from ndr_edge.runtime.backend import Backend, PendingBatch, check_model_file
 @dataclass(frozen=True)
 class OpenVinoSettings:
     """``device``: an OpenVINO device name (``CPU``, ``GPU``, ``GPU.1``, ``NPU``, ``AUTO``).
-    ``precision_hint``: OpenVINO's ``INFERENCE_PRECISION_HINT`` (None: the device default,
-    f32 on CPUs without bf16). ``threads``: CPU inference threads (None: OpenVINO's choice).
+    ``precision_hint``: OpenVINO's ``INFERENCE_PRECISION_HINT`` (None: f32 on a CPU, the
+    device default elsewhere, f16 on Intel GPUs and NPUs). ``threads``: CPU inference threads (None: OpenVINO's choice).
     ``cache_dir``: where compiled models are cached, so a second start skips compilation.
-    ``requests``: parallel infer requests for :meth:`Backend.submit` (streams overlap)."""
+    ``requests``: parallel infer requests for :meth:`Backend.submit` (streams overlap), per
+    compiled shape. ``static_shapes``: compile once per input shape (see the module docstring;
+    False: one dynamic-shape compilation, wrong on INT8 graphs with residual convolutions);
+    ``max_shapes`` compiled models are kept, the least recently used idle one goes first."""
 
     device: str = "CPU"
     precision_hint: str | None = None
     threads: int | None = None
     cache_dir: str | None = None
     requests: int = 2
+    static_shapes: bool = True
+    max_shapes: int = 8
 
     def __post_init__(self) -> None:
         if self.device.split(".")[0].upper() not in OPENVINO_DEVICES:
@@ -46,6 +61,8 @@ class OpenVinoSettings:
             raise InputError(f"unknown OpenVINO precision hint {self.precision_hint!r}; use one of {', '.join(OPENVINO_HINTS)}")
         if self.requests < 1:
             raise InputError(f"OpenVINO requests must be at least 1, got {self.requests}")
+        if self.max_shapes < 1:
+            raise InputError(f"OpenVINO max_shapes must be at least 1, got {self.max_shapes}")
 
 
 def import_openvino() -> Any:
@@ -59,7 +76,10 @@ def import_openvino() -> Any:
 def resolve_hint(settings: OpenVinoSettings) -> tuple[str | None, str]:
     """The hint actually used and a note: bf16 on a CPU without native bf16 becomes f32."""
     hint = settings.precision_hint
-    if hint == "bf16" and settings.device.upper().startswith("CPU") and not cpu_features().bf16:
+    cpu = settings.device.upper().startswith("CPU")
+    if hint is None and cpu:  # OpenVINO's own CPU default is bf16 wherever the CPU has it
+        return "f32", "f32 (the graph's own precision; bf16 only when asked for)"
+    if hint == "bf16" and cpu and not cpu_features().bf16:
         return "f32", "bf16 asked for, but this CPU has no AVX512-BF16/AMX: running f32"
     return hint, f"{hint} hint" if hint else "device default precision"
 
@@ -76,9 +96,10 @@ def _metadata(model: Any, path: Path) -> ArtifactMeta:
 class _Pending(PendingBatch):
     """A batch on one infer request; collecting it copies the output and frees the request."""
 
-    def __init__(self, request: Any, backend: OpenVinoBackend) -> None:
+    def __init__(self, request: Any, backend: OpenVinoBackend, owner: _Compiled) -> None:
         self._request: Any = request
         self._backend = backend
+        self.owner = owner
         self._output: np.ndarray | None = None
         self._lock = threading.Lock()
 
@@ -96,8 +117,17 @@ class _Pending(PendingBatch):
             return self._output
 
 
+class _Compiled:
+    """One compiled model (one input shape, or dynamic) and its pool of infer requests."""
+
+    def __init__(self, compiled: Any, requests: int) -> None:
+        self.model: Any = compiled
+        self.requests = [compiled.create_infer_request() for _ in range(requests)]
+        self.free = list(self.requests)
+
+
 class OpenVinoBackend(Backend):
-    """One compiled OpenVINO model over one ndr-edge ONNX artifact."""
+    """One ndr-edge ONNX artifact under OpenVINO, compiled per input shape (or once, dynamic)."""
 
     name = "openvino"
 
@@ -105,8 +135,8 @@ class OpenVinoBackend(Backend):
         self.settings = settings = settings or OpenVinoSettings()
         path = Path(path)
         check_model_file(path, "model", "check the path or re-run ndr-export")
-        ov = import_openvino()
-        core = ov.Core()
+        self._ov = ov = import_openvino()
+        self._core = core = ov.Core()
         family = settings.device.split(".")[0].upper()
         available = list(core.available_devices)
         if family != "AUTO" and not any(d.upper().startswith(family) for d in available):
@@ -120,8 +150,7 @@ class OpenVinoBackend(Backend):
         try:
             model = core.read_model(str(path))
         except Exception as exc:  # OpenVINO raises RuntimeError subclasses per failure
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ArtifactError(f"{path}: OpenVINO cannot read the model ({reason[:200]}); re-export it with ndr-export") from exc
+            raise ArtifactError(f"{path}: OpenVINO cannot read the model ({_reason(exc)}); re-export it with ndr-export") from exc
         meta = _metadata(model, path)
         super().__init__(path, meta)
         names = [n for port in model.inputs for n in port.get_names()]
@@ -134,44 +163,94 @@ class OpenVinoBackend(Backend):
         if settings.threads and family == "CPU":
             config["INFERENCE_NUM_THREADS"] = settings.threads
         self.hint = hint
-        self._compiled = core.compile_model(model, settings.device, config)
-        self._requests = [self._compiled.create_infer_request() for _ in range(settings.requests)]
-        self._free = list(self._requests)
+        self._model: Any = model
+        self._config = config
+        #: compiled models by input shape (None: the one dynamic-shape compilation)
+        self._compiled: OrderedDict[tuple[int, ...] | None, _Compiled] = OrderedDict()
         self._in_flight: list[_Pending] = []
         self._cond = threading.Condition()
+        self._compile_lock = threading.Lock()
+        if not settings.static_shapes:
+            self._compiled[None] = self._compile(None)
+
+    @property
+    def compiled_shapes(self) -> list[tuple[int, ...] | None]:
+        """The input shapes compiled so far (None: dynamic)."""
+        return list(self._compiled)
 
     def describe(self) -> str:
-        return f"openvino [{self.settings.device}, {self.precision_note}] ({self.path.name}, {self.meta.precision})"
+        shapes = "per-shape" if self.settings.static_shapes else "dynamic shape"
+        return f"openvino [{self.settings.device}, {self.precision_note}, {shapes}] ({self.path.name}, {self.meta.precision})"
+
+    def _compile(self, shape: tuple[int, ...] | None) -> _Compiled:
+        model = self._model
+        if shape is not None:
+            model = self._model.clone()
+            model.reshape({INPUT_NAME: self._ov.PartialShape(list(shape))})
+        try:
+            compiled = self._core.compile_model(model, self.settings.device, self._config)
+        except Exception as exc:
+            at = f" at input shape {'x'.join(map(str, shape))}" if shape else ""
+            raise ArtifactError(f"{self.path}: OpenVINO cannot compile the model{at} ({_reason(exc)}); "
+                                "re-export it with ndr-export or try backend onnxruntime") from exc
+        return _Compiled(compiled, self.settings.requests)
+
+    def _for_shape(self, shape: tuple[int, ...]) -> _Compiled:
+        key = shape if self.settings.static_shapes else None
+        with self._compile_lock:
+            if key in self._compiled:
+                self._compiled.move_to_end(key)
+                return self._compiled[key]
+            with self._cond:  # room for one more: drop the least recently used idle compilation
+                idle = [k for k, c in self._compiled.items() if len(c.free) == len(c.requests)]
+                while len(self._compiled) >= self.settings.max_shapes and idle:
+                    del self._compiled[idle.pop(0)]
+            compiled = self._compiled[key] = self._compile(key)
+            return compiled
 
     def _release(self, request: Any, pending: _Pending) -> None:
         with self._cond:
-            self._free.append(request)
+            pending.owner.free.append(request)
             if pending in self._in_flight:
                 self._in_flight.remove(pending)
-            self._cond.notify()
+            self._cond.notify_all()
 
     def infer_impl(self, batch: np.ndarray) -> np.ndarray:
         return self.submit_impl(batch).result()
 
     def submit_impl(self, batch: np.ndarray) -> PendingBatch:
+        owner = self._for_shape(tuple(batch.shape))
         while True:
             with self._cond:
-                if self._free:
-                    request = self._free.pop()
+                if owner.free:
+                    request = owner.free.pop()
                     break
-                oldest = self._in_flight[0] if self._in_flight else None
+                oldest = next((p for p in self._in_flight if p.owner is owner), None)
             if oldest is not None:
                 oldest.result()  # every request busy: collect the oldest batch (kept for its caller)
             else:
                 with self._cond:
                     self._cond.wait(0.01)
         request.start_async({INPUT_NAME: batch}, share_inputs=False)
-        pending = _Pending(request, self)
+        pending = _Pending(request, self, owner)
         with self._cond:
             self._in_flight.append(pending)
         return pending
 
     def close_impl(self) -> None:
-        for request in self._requests:
-            request.wait()
-        self._requests, self._free, self._compiled = [], [], None
+        # torn down in order, requests before their compiled model before the core, rather than
+        # left to the garbage collector (pending batches and the backend refer to each other)
+        for compiled in self._compiled.values():
+            for request in compiled.requests:
+                request.wait()
+            compiled.requests.clear()
+            compiled.free.clear()
+        with self._cond:
+            self._in_flight.clear()
+        self._compiled = OrderedDict()
+        self._model = None
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:200]

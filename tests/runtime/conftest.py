@@ -43,7 +43,9 @@ def _save_graph(path: Path, nodes: list, initializers: list, meta: ArtifactMeta 
 
 def build_tiny(kind: str, path: Path, meta: ArtifactMeta | None = None) -> Path:
     """``identity``, ``mix`` (1x1 colour mixing, model order BGR), ``offset`` (+10 on a 0..255
-    value range), ``blur`` (3x3 box, zero padding), ``nometa`` (identity without metadata)."""
+    value range), ``blur`` (3x3 box, zero padding), ``nometa`` (identity without metadata),
+    ``residual_int8`` (r = Conv(Q/DQ(input)) with INT8 weights and no bias, then
+    output = r + Conv(Relu(r)) with a bias: the pattern OpenVINO miscomputes at dynamic shapes)."""
     from onnx import helper, numpy_helper
 
     if kind in ("identity", "nometa"):
@@ -61,6 +63,24 @@ def build_tiny(kind: str, path: Path, meta: ArtifactMeta | None = None) -> Path:
         nodes = [helper.make_node("Conv", ["input", "w"], ["output"], group=3, pads=[1, 1, 1, 1])]
         inits = [numpy_helper.from_array(BOX, "w")]
         meta = meta or ArtifactMeta(preset="tiny-blur", channel_order="RGB")
+    elif kind == "residual_int8":
+        rng = np.random.default_rng(7)
+        w1 = rng.normal(0, 0.2, (3, 3, 3, 3)).astype(np.float32)
+        scale = (np.abs(w1).reshape(3, -1).max(1) / 63).astype(np.float32)  # 7-bit weights: no AVX2 saturation
+        inits = [numpy_helper.from_array(np.clip(np.round(w1 / scale[:, None, None, None]), -63, 63).astype(np.int8), "w1q"),
+                 numpy_helper.from_array(scale, "w1s"), numpy_helper.from_array(np.zeros(3, np.int8), "w1z"),
+                 numpy_helper.from_array(np.array(1 / 127, dtype=np.float32), "xs"),
+                 numpy_helper.from_array(np.array(0, dtype=np.int8), "xz"),
+                 numpy_helper.from_array(rng.normal(0, 0.2, (3, 3, 1, 1)).astype(np.float32), "w2"),
+                 numpy_helper.from_array(rng.normal(0, 0.2, 3).astype(np.float32), "b2")]
+        nodes = [helper.make_node("QuantizeLinear", ["input", "xs", "xz"], ["xq"]),
+                 helper.make_node("DequantizeLinear", ["xq", "xs", "xz"], ["xd"]),
+                 helper.make_node("DequantizeLinear", ["w1q", "w1s", "w1z"], ["w1"], axis=0),
+                 helper.make_node("Conv", ["xd", "w1"], ["r"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+                 helper.make_node("Relu", ["r"], ["h"]),
+                 helper.make_node("Conv", ["h", "w2", "b2"], ["a"], kernel_shape=[1, 1]),
+                 helper.make_node("Add", ["r", "a"], ["output"])]
+        meta = meta or ArtifactMeta(preset="tiny-residual-int8", channel_order="RGB")
     else:
         raise ValueError(kind)
     return _save_graph(path, nodes, inits, meta)
