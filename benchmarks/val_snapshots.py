@@ -29,12 +29,12 @@ def main() -> None:
 
     from ndr_edge.checkpoint import load_checkpoint
     from ndr_edge.data import synthetic_eval_set
+    from ndr_edge.data.datasets import to_grey
     from ndr_edge.data.procedural import dead_leaves_set
     from ndr_edge.degradations import parse_names
     from ndr_edge.evaluate import evaluate, torch_runner
     from ndr_edge.frames import to_float
     from ndr_edge.imageio import demo_images
-    from ndr_edge.data.datasets import to_grey
     from ndr_edge.train.loop import PROCEDURAL_VAL_SEED
 
     colour = demo_images("heldout")

@@ -16,6 +16,11 @@ CPU plugin miscomputes an INT8 (Q/DQ) convolution whose output is both a residua
 input of the next branch when the input shape is dynamic, and is exact once it is static
 (``benchmarks/int8_crossruntime_repro.py`` A4). Tiles and video frames have one shape, so
 that is one compilation (cached in ``cache_dir`` across starts).
+
+Every call that makes or frees an OpenVINO plugin engine or compiled model runs inside
+:func:`ndr_edge.signal_stack.preserved_signal_stack`: OpenVINO replaces the thread's
+alternate signal stack there and can leave it pointing at freed memory, after which the
+next handled signal (Ctrl-C, SIGCHLD) is a segmentation fault.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from ndr_edge.cpu import cpu_features
 from ndr_edge.errors import ArtifactError, BackendUnavailableError, InputError
 from ndr_edge.export.variants import OPENVINO_DEVICES, OPENVINO_HINTS
 from ndr_edge.runtime.backend import Backend, PendingBatch, check_model_file
+from ndr_edge.signal_stack import preserved_signal_stack
 
 
 @dataclass(frozen=True)
@@ -136,9 +142,10 @@ class OpenVinoBackend(Backend):
         path = Path(path)
         check_model_file(path, "model", "check the path or re-run ndr-export")
         self._ov = ov = import_openvino()
-        self._core = core = ov.Core()
+        with preserved_signal_stack():
+            self._core = core = ov.Core()
+            available = list(core.available_devices)
         family = settings.device.split(".")[0].upper()
-        available = list(core.available_devices)
         if family != "AUTO" and not any(d.upper().startswith(family) for d in available):
             raise BackendUnavailableError(
                 f"OpenVINO device {settings.device} is not available here (available: {', '.join(available)}); "
@@ -188,7 +195,8 @@ class OpenVinoBackend(Backend):
             model = self._model.clone()
             model.reshape({INPUT_NAME: self._ov.PartialShape(list(shape))})
         try:
-            compiled = self._core.compile_model(model, self.settings.device, self._config)
+            with preserved_signal_stack():
+                compiled = self._core.compile_model(model, self.settings.device, self._config)
         except Exception as exc:
             at = f" at input shape {'x'.join(map(str, shape))}" if shape else ""
             raise ArtifactError(f"{self.path}: OpenVINO cannot compile the model{at} ({_reason(exc)}); "
@@ -204,7 +212,8 @@ class OpenVinoBackend(Backend):
             with self._cond:  # room for one more: drop the least recently used idle compilation
                 idle = [k for k, c in self._compiled.items() if len(c.free) == len(c.requests)]
                 while len(self._compiled) >= self.settings.max_shapes and idle:
-                    del self._compiled[idle.pop(0)]
+                    with preserved_signal_stack():
+                        del self._compiled[idle.pop(0)]
             compiled = self._compiled[key] = self._compile(key)
             return compiled
 
@@ -240,15 +249,16 @@ class OpenVinoBackend(Backend):
     def close_impl(self) -> None:
         # torn down in order, requests before their compiled model before the core, rather than
         # left to the garbage collector (pending batches and the backend refer to each other)
-        for compiled in self._compiled.values():
-            for request in compiled.requests:
-                request.wait()
-            compiled.requests.clear()
-            compiled.free.clear()
-        with self._cond:
-            self._in_flight.clear()
-        self._compiled = OrderedDict()
-        self._model = None
+        with preserved_signal_stack():
+            for compiled in self._compiled.values():
+                for request in compiled.requests:
+                    request.wait()
+                compiled.requests.clear()
+                compiled.free.clear()
+            with self._cond:
+                self._in_flight.clear()
+            self._compiled = OrderedDict()
+            self._model = None
 
 
 def _reason(exc: BaseException) -> str:

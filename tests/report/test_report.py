@@ -61,16 +61,20 @@ def _runner(variant: dict[str, Any], export_dir: Path) -> Any:
     assert variant["backend"] == "openvino", variant["backend"]
     import openvino as ov
 
+    from ndr_edge.signal_stack import preserved_signal_stack  # OpenVINO replaces it (see that module)
+
     # f32 unless the row is the bf16 hint's: OpenVINO's own CPU default is bf16 where the CPU has it
     config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "bf16" if variant["name"].endswith("-bf16") else "f32"}
-    core = ov.Core()
+    with preserved_signal_stack():
+        core = ov.Core()
     model, compiled = core.read_model(path), {}
 
     def run_openvino(batch: np.ndarray) -> np.ndarray:  # compiled per input shape, as the backend does
         if batch.shape not in compiled:
             static = model.clone()
             static.reshape({"input": ov.PartialShape(list(batch.shape))})
-            compiled[batch.shape] = core.compile_model(static, "CPU", config)
+            with preserved_signal_stack():
+                compiled[batch.shape] = core.compile_model(static, "CPU", config)
         model_for_shape = compiled[batch.shape]
         return np.asarray(model_for_shape([batch])[model_for_shape.output(0)])
 

@@ -113,3 +113,64 @@ def test_no_hint_runs_a_cpu_at_the_graphs_precision_even_with_native_bf16(monkey
     hint, note = resolve_hint(OpenVinoSettings())
     assert hint == "f32" and "graph's own precision" in note  # OpenVINO's own CPU default would be bf16
     assert resolve_hint(OpenVinoSettings(device="GPU"))[0] is None  # elsewhere: the device's default
+
+
+def test_backends_leave_the_threads_signal_stack_as_they_found_it(tiny_model, rng):
+    import gc
+
+    from ndr_edge.signal_stack import current_signal_stack
+
+    before = current_signal_stack()
+    first = OpenVinoBackend(tiny_model("mix"), OpenVinoSettings(threads=1))
+    second = OpenVinoBackend(tiny_model("blur"), OpenVinoSettings(threads=1))
+    for backend in (first, second):
+        backend.infer(rng.random((1, 3, 8, 8), dtype=np.float32))
+    first.close()
+    del first
+    gc.collect()
+    second.close()
+    del second
+    gc.collect()
+    assert current_signal_stack() == before
+
+
+_SIGNALS_AFTER_OPENVINO = """
+import faulthandler, gc, os, signal, subprocess, sys, threading
+import numpy as np
+from ndr_edge.runtime.openvino_backend import OpenVinoBackend, OpenVinoSettings
+faulthandler.enable()
+backends = [OpenVinoBackend(sys.argv[1], OpenVinoSettings(threads=1)) for _ in range(3)]
+for b in backends:
+    b.infer(np.zeros((1, 3, 8, 8), np.float32))
+first, second, third = backends
+del backends, b
+first.close(); del first; gc.collect()      # freed in the order they were made, not the reverse
+worker = threading.Thread(target=lambda box=[third]: (box[0].close(), box.clear(), gc.collect()))
+del third
+worker.start(); worker.join()                # and one freed on another thread
+second.close(); del second; gc.collect()
+signal.signal(signal.SIGCHLD, lambda *_: None)  # what a torch DataLoader with workers installs
+subprocess.run(["true"], check=True)
+signal.signal(signal.SIGINT, signal.default_int_handler)  # a background job starts with SIGINT ignored
+try:
+    os.kill(os.getpid(), signal.SIGINT)          # Ctrl-C
+    for _ in range(100):
+        threading.Event().wait(0.01)
+except KeyboardInterrupt:
+    print("interrupted cleanly")
+"""
+
+
+def test_handled_signals_after_openvino_backends_are_not_a_segfault(tiny_model, tmp_path):
+    """OpenVINO's CPU plugin leaves the thread's alternate signal stack on freed memory when
+    engines go in another order than they came: the next Python-handled signal (Ctrl-C,
+    SIGCHLD) was SIGSEGV (this killed the single-process test suite on an AVX512 host)."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "signals.py"
+    script.write_text(_SIGNALS_AFTER_OPENVINO)
+    done = subprocess.run([sys.executable, str(script), str(tiny_model("mix"))], capture_output=True, text=True, check=False,
+                          timeout=120)
+    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
+    assert "interrupted cleanly" in done.stdout

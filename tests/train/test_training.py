@@ -9,8 +9,8 @@ import sys
 import pytest
 import torch
 
-from ndr_edge.errors import InputError
 from ndr_edge.checkpoint import load_checkpoint
+from ndr_edge.errors import InputError
 from ndr_edge.train import TrainConfig, Trainer
 from ndr_edge.train.loop import VAL_SET
 
