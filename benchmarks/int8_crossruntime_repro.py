@@ -70,13 +70,12 @@ from onnx import TensorProto as T
 from onnx import helper as h
 from onnx import numpy_helper as nh
 
-from ndr_edge.signal_stack import preserved_signal_stack
+from ndr_edge.runtime.openvino_backend import open_core
 
 warnings.simplefilter("ignore")
 logging.getLogger().setLevel(logging.ERROR)
 ort.set_default_logger_severity(4)
-with preserved_signal_stack():  # OpenVINO replaces it (ndr_edge/signal_stack.py)
-    CORE = ov.Core()
+CORE = open_core()  # keeps the thread's signal stack (ndr_edge/signal_stack.py)
 SIZE = 64
 
 
@@ -100,8 +99,7 @@ def run_ov(path: str, x: np.ndarray, static: bool = False, output: int = 0) -> n
     model = CORE.read_model(path)
     if static:
         model.reshape({model.inputs[0].get_any_name(): list(x.shape)})
-    with preserved_signal_stack():  # OpenVINO replaces it (ndr_edge/signal_stack.py)
-        compiled = CORE.compile_model(model, "CPU", {"INFERENCE_NUM_THREADS": 1, "INFERENCE_PRECISION_HINT": "f32"})
+    compiled = CORE.compile_model(model, "CPU", {"INFERENCE_NUM_THREADS": 1, "INFERENCE_PRECISION_HINT": "f32"})
     return compiled({0: x})[compiled.outputs[output]]
 
 
@@ -240,8 +238,7 @@ def part_a(work: Path) -> None:
             f"{db(row[1])}"
         )
     p = matmul_graph(work / "a2.onnx")
-    with preserved_signal_stack():  # OpenVINO replaces it (ndr_edge/signal_stack.py)
-        model = CORE.compile_model(CORE.read_model(p), "CPU", {"INFERENCE_NUM_THREADS": 1})
+    model = CORE.compile_model(CORE.read_model(p), "CPU", {"INFERENCE_NUM_THREADS": 1})
     for bmax, what in ((1.0, "B in [0,1]   (B codes 0..127)"), (0.49, "B in [0,0.49] (B codes 0..62)")):
         a = rng.uniform(0, 1, (1, 64, 16)).astype(np.float32)
         b = (rng.uniform(0, 1, (1, 16, 256)) * bmax).astype(np.float32)

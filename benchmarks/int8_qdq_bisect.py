@@ -29,12 +29,11 @@ from pathlib import Path
 import numpy as np
 import onnx
 import onnxruntime as ort
-import openvino as ov
 
 from ndr_edge.degradations import degrade
 from ndr_edge.frames import to_float
 from ndr_edge.imageio import demo_images
-from ndr_edge.signal_stack import preserved_signal_stack
+from ndr_edge.runtime.openvino_backend import open_core
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -86,8 +85,7 @@ def main() -> None:
     x = np.ascontiguousarray(lq[..., ::-1].transpose(2, 0, 1)[None], dtype=np.float32)  # BGR, NCHW
     base = onnx.load(str(args.model))
     pairs = activation_pairs(base)
-    with preserved_signal_stack():  # OpenVINO replaces it (ndr_edge/signal_stack.py)
-        core = ov.Core()
+    core = open_core()  # keeps the thread's signal stack (ndr_edge/signal_stack.py)
     core.set_property("CPU", {"INFERENCE_NUM_THREADS": 1})
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
@@ -99,8 +97,7 @@ def main() -> None:
             ref = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
             model = core.read_model(str(path))
             model.reshape({model.inputs[0].get_any_name(): list(x.shape)})
-            with preserved_signal_stack():  # OpenVINO replaces it (ndr_edge/signal_stack.py)
-                compiled = core.compile_model(model, "CPU")
+            compiled = core.compile_model(model, "CPU")
             return psnr(compiled(x)[compiled.outputs[0]], ref)
 
     print(f"{len(pairs)} activation Q/DQ pairs; all kept {agree(set(range(len(pairs)))):.1f} dB, "

@@ -43,3 +43,10 @@ class BackendUnavailableError(NDREdgeError):
     """A backend (TensorRT, CUDA, ONNX Runtime) that is not installed or has no device here."""
 
     exit_code = 3
+
+
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's message, at most ``limit`` characters (its type name
+    when the message is empty): what a one-line error quotes from a library's exception."""
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:limit]

@@ -30,25 +30,13 @@ class _StackT(ctypes.Structure):
     _fields_ = [("ss_sp", ctypes.c_void_p), ("ss_flags", ctypes.c_int), ("ss_size", ctypes.c_size_t)]
 
 
-_libc: ctypes.CDLL | None = None
-
-
-def _sigaltstack() -> Any:
-    global _libc
-    if not sys.platform.startswith("linux"):
-        return None
-    if _libc is None:
-        _libc = ctypes.CDLL(None, use_errno=True)
-    return _libc.sigaltstack
+_SIGALTSTACK: Any = ctypes.CDLL(None).sigaltstack if sys.platform.startswith("linux") else None
 
 
 def current_signal_stack() -> tuple[int, int, int] | None:
     """This thread's alternate signal stack as (address, flags, size); None where unknown."""
-    call = _sigaltstack()
-    if call is None:
-        return None
     old = _StackT()
-    if call(None, ctypes.byref(old)) != 0:
+    if _SIGALTSTACK is None or _SIGALTSTACK(None, ctypes.byref(old)) != 0:
         return None
     return (old.ss_sp or 0, old.ss_flags, old.ss_size)
 
@@ -56,16 +44,11 @@ def current_signal_stack() -> tuple[int, int, int] | None:
 @contextmanager
 def preserved_signal_stack() -> Iterator[None]:
     """Run the body, then give this thread back the alternate signal stack it had before."""
-    call = _sigaltstack()
     saved = _StackT()
-    if call is None or call(None, ctypes.byref(saved)) != 0:
+    if _SIGALTSTACK is None or _SIGALTSTACK(None, ctypes.byref(saved)) != 0:
         yield
         return
     try:
         yield
-    finally:
-        now = _StackT()
-        if call(None, ctypes.byref(now)) == 0 and (now.ss_sp, now.ss_flags, now.ss_size) != (
-                saved.ss_sp, saved.ss_flags, saved.ss_size):
-            restore = _StackT(saved.ss_sp, saved.ss_flags & SS_DISABLE, saved.ss_size)
-            call(ctypes.byref(restore), None)  # EPERM only while running on it: not in a body like this
+    finally:  # (EPERM only while running on the alternate stack: never in a body like this)
+        _SIGALTSTACK(ctypes.byref(_StackT(saved.ss_sp, saved.ss_flags & SS_DISABLE, saved.ss_size)), None)

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from ndr_edge.artifact import INPUT_NAME, OUTPUT_NAME, ArtifactMeta
-from ndr_edge.errors import ArtifactError, BackendUnavailableError
+from ndr_edge.errors import ArtifactError, BackendUnavailableError, first_line
 from ndr_edge.runtime.backend import Backend, check_model_file
 
 PROVIDER_ALIASES = {
@@ -102,9 +102,8 @@ class OnnxRuntimeBackend(Backend):
         try:
             session = ort.InferenceSession(source, sess_options=options, providers=chosen)
         except Exception as exc:  # onnxruntime raises its own exception types per failure
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ArtifactError(
-                f"{path}: cannot load the ONNX model ({reason[:200]}); the file is truncated or not an ONNX "
+                f"{path}: cannot load the ONNX model ({first_line(exc)}); the file is truncated or not an ONNX "
                 "model; re-export it with ndr-export"
             ) from exc
         meta = ArtifactMeta.from_props(dict(session.get_modelmeta().custom_metadata_map), source=str(path))

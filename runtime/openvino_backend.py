@@ -17,10 +17,12 @@ input of the next branch when the input shape is dynamic, and is exact once it i
 (``benchmarks/int8_crossruntime_repro.py`` A4). Tiles and video frames have one shape, so
 that is one compilation (cached in ``cache_dir`` across starts).
 
-Every call that makes or frees an OpenVINO plugin engine or compiled model runs inside
-:func:`ndr_edge.signal_stack.preserved_signal_stack`: OpenVINO replaces the thread's
-alternate signal stack there and can leave it pointing at freed memory, after which the
-next handled signal (Ctrl-C, SIGCHLD) is a segmentation fault.
+Cores come from :func:`open_core`, whose every call runs inside
+:func:`ndr_edge.signal_stack.preserved_signal_stack`: OpenVINO's CPU plugin replaces the
+thread's alternate signal stack when it makes a plugin engine or compiles a model and can
+leave it on freed memory, after which the next handled signal (Ctrl-C, SIGCHLD) is a
+segmentation fault. Put back at once, the stack OpenVINO later restores is our own, so
+freeing needs no guard.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ import numpy as np
 
 from ndr_edge.artifact import INPUT_NAME, OUTPUT_NAME, ArtifactMeta
 from ndr_edge.cpu import cpu_features
-from ndr_edge.errors import ArtifactError, BackendUnavailableError, InputError
+from ndr_edge.errors import ArtifactError, BackendUnavailableError, InputError, first_line
 from ndr_edge.export.variants import OPENVINO_DEVICES, OPENVINO_HINTS
 from ndr_edge.runtime.backend import Backend, PendingBatch, check_model_file
 from ndr_edge.signal_stack import preserved_signal_stack
@@ -77,6 +79,33 @@ def import_openvino() -> Any:
     except ImportError as exc:
         raise BackendUnavailableError("openvino is not installed; pip install openvino, i.e. ndr-edge[openvino]") from exc
     return openvino
+
+
+class _GuardedCore:
+    """An ``openvino.Core`` whose attribute reads and calls keep the thread's signal stack."""
+
+    def __init__(self, core: Any) -> None:
+        self._core = core
+
+    def __getattr__(self, name: str) -> Any:
+        with preserved_signal_stack():  # properties too: available_devices loads the plugins
+            value = getattr(self._core, name)
+        if not callable(value):
+            return value
+
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            with preserved_signal_stack():
+                return value(*args, **kwargs)
+
+        return guarded
+
+
+def open_core() -> Any:
+    """An OpenVINO ``Core`` that leaves the calling thread's alternate signal stack alone
+    (see the module docstring); use it for every Core, in tests and benchmarks too."""
+    ov = import_openvino()
+    with preserved_signal_stack():
+        return _GuardedCore(ov.Core())
 
 
 def resolve_hint(settings: OpenVinoSettings) -> tuple[str | None, str]:
@@ -124,12 +153,17 @@ class _Pending(PendingBatch):
 
 
 class _Compiled:
-    """One compiled model (one input shape, or dynamic) and its pool of infer requests."""
+    """One compiled model (one input shape, or dynamic) and its pool of infer requests.
+    ``waiting``: submitters that hold it but have no request yet (it is not idle then)."""
 
     def __init__(self, compiled: Any, requests: int) -> None:
         self.model: Any = compiled
         self.requests = [compiled.create_infer_request() for _ in range(requests)]
         self.free = list(self.requests)
+        self.waiting = 0
+
+    def idle(self) -> bool:
+        return not self.waiting and len(self.free) == len(self.requests)
 
 
 class OpenVinoBackend(Backend):
@@ -141,10 +175,9 @@ class OpenVinoBackend(Backend):
         self.settings = settings = settings or OpenVinoSettings()
         path = Path(path)
         check_model_file(path, "model", "check the path or re-run ndr-export")
-        self._ov = ov = import_openvino()
-        with preserved_signal_stack():
-            self._core = core = ov.Core()
-            available = list(core.available_devices)
+        self._ov = import_openvino()
+        self._core = core = open_core()
+        available = list(core.available_devices)
         family = settings.device.split(".")[0].upper()
         if family != "AUTO" and not any(d.upper().startswith(family) for d in available):
             raise BackendUnavailableError(
@@ -157,7 +190,7 @@ class OpenVinoBackend(Backend):
         try:
             model = core.read_model(str(path))
         except Exception as exc:  # OpenVINO raises RuntimeError subclasses per failure
-            raise ArtifactError(f"{path}: OpenVINO cannot read the model ({_reason(exc)}); re-export it with ndr-export") from exc
+            raise ArtifactError(f"{path}: OpenVINO cannot read the model ({first_line(exc)}); re-export it with ndr-export") from exc
         meta = _metadata(model, path)
         super().__init__(path, meta)
         names = [n for port in model.inputs for n in port.get_names()]
@@ -195,27 +228,44 @@ class OpenVinoBackend(Backend):
             model = self._model.clone()
             model.reshape({INPUT_NAME: self._ov.PartialShape(list(shape))})
         try:
-            with preserved_signal_stack():
-                compiled = self._core.compile_model(model, self.settings.device, self._config)
+            compiled = self._core.compile_model(model, self.settings.device, self._config)
         except Exception as exc:
             at = f" at input shape {'x'.join(map(str, shape))}" if shape else ""
-            raise ArtifactError(f"{self.path}: OpenVINO cannot compile the model{at} ({_reason(exc)}); "
+            raise ArtifactError(f"{self.path}: OpenVINO cannot compile the model{at} ({first_line(exc)}); "
                                 "re-export it with ndr-export or try backend onnxruntime") from exc
         return _Compiled(compiled, self.settings.requests)
 
+    def _hold(self, key: tuple[int, ...] | None) -> _Compiled | None:
+        """The compilation for ``key``, marked as waited on (under ``_cond``), or None."""
+        found = self._compiled.get(key)
+        if found is not None:
+            self._compiled.move_to_end(key)
+            found.waiting += 1
+        return found
+
     def _for_shape(self, shape: tuple[int, ...]) -> _Compiled:
+        """The compilation for this input shape, held (``waiting``) until a request is taken.
+        Only a new shape takes the compile lock, so other shapes' batches never wait on it."""
         key = shape if self.settings.static_shapes else None
+        with self._cond:
+            found = self._hold(key)
+        if found is not None:
+            return found
         with self._compile_lock:
-            if key in self._compiled:
-                self._compiled.move_to_end(key)
-                return self._compiled[key]
-            with self._cond:  # room for one more: drop the least recently used idle compilation
-                idle = [k for k, c in self._compiled.items() if len(c.free) == len(c.requests)]
+            with self._cond:
+                found = self._hold(key)
+            if found is not None:
+                return found
+            compiled = self._compile(key)
+            with self._cond:  # room for one more: the least recently used idle compilations go
+                idle = [k for k, c in self._compiled.items() if c.idle()]
+                evicted = []
                 while len(self._compiled) >= self.settings.max_shapes and idle:
-                    with preserved_signal_stack():
-                        del self._compiled[idle.pop(0)]
-            compiled = self._compiled[key] = self._compile(key)
-            return compiled
+                    evicted.append(self._compiled.pop(idle.pop(0)))
+                self._compiled[key] = compiled
+                compiled.waiting += 1
+        del evicted  # freed outside the lock
+        return compiled
 
     def _release(self, request: Any, pending: _Pending) -> None:
         with self._cond:
@@ -233,6 +283,7 @@ class OpenVinoBackend(Backend):
             with self._cond:
                 if owner.free:
                     request = owner.free.pop()
+                    owner.waiting -= 1
                     break
                 oldest = next((p for p in self._in_flight if p.owner is owner), None)
             if oldest is not None:
@@ -249,18 +300,12 @@ class OpenVinoBackend(Backend):
     def close_impl(self) -> None:
         # torn down in order, requests before their compiled model before the core, rather than
         # left to the garbage collector (pending batches and the backend refer to each other)
-        with preserved_signal_stack():
-            for compiled in self._compiled.values():
-                for request in compiled.requests:
-                    request.wait()
-                compiled.requests.clear()
-                compiled.free.clear()
-            with self._cond:
-                self._in_flight.clear()
-            self._compiled = OrderedDict()
-            self._model = None
-
-
-def _reason(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__)[:200]
+        for compiled in self._compiled.values():
+            for request in compiled.requests:
+                request.wait()
+            compiled.requests.clear()
+            compiled.free.clear()
+        with self._cond:
+            self._in_flight.clear()
+        self._compiled = OrderedDict()
+        self._model = None

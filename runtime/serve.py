@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from ndr_edge.errors import BackendUnavailableError, InputError, NDREdgeError
+from ndr_edge.errors import BackendUnavailableError, InputError, NDREdgeError, first_line
 from ndr_edge.frames import check_channel_order, check_finite, check_frame
 from ndr_edge.runtime.closing import Closing
 from ndr_edge.runtime.restorer import Restorer
@@ -508,9 +508,8 @@ class RestoreServer(Closing):
         if error is not None:
             if isinstance(error, NDREdgeError | KeyboardInterrupt):
                 raise error
-            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise BackendUnavailableError(f"Triton did not start ({type(error).__name__}: {first[:300]}){where}") \
-                from error
+            raise BackendUnavailableError(f"Triton did not start ({type(error).__name__}: {first_line(error, 300)})"
+                                          f"{where}") from error
 
     def _release_keeper(self) -> None:
         keeper, self._keeper = self._keeper, None

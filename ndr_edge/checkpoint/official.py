@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from ndr_edge.errors import CheckpointError
+from ndr_edge.errors import CheckpointError, first_line
 
 _WRAPPERS = ("params_ema", "params", "state_dict", "model", "net")
 
@@ -17,8 +17,7 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a file that is not a checkpoint
-        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({reason})") from exc
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({first_line(exc)})") from exc
     if isinstance(obj, dict):
         for key in _WRAPPERS:
             if key in obj and isinstance(obj[key], dict) and not isinstance(obj.get(key), torch.Tensor):

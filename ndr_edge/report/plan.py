@@ -70,7 +70,8 @@ def plan_variants(export_dir: Path, manifest: Manifest, names: tuple[str, ...] |
     """The reference first (when asked for), then the manifest's artifacts in its order."""
     available = [e.name for e in manifest.artifacts]
     available += [f"{e.name}-{b}{hint}" for e in manifest.artifacts if e.format in FORMAT_BY_NAME
-                  for b in FORMAT_BY_NAME[e.format].backends[1:] for hint in ("", "-bf16")]
+                  for b in FORMAT_BY_NAME[e.format].backends[1:]
+                  for hint in ("", "-bf16") if not hint or bf16_hint_precision(b, e.precision)]
     if names is not None:
         unknown = [n for n in names if n not in available and n != REFERENCE.name]
         if unknown:
@@ -111,10 +112,21 @@ def plan_variants(export_dir: Path, manifest: Manifest, names: tuple[str, ...] |
     return plans
 
 
+def bf16_hint_precision(backend: str, precision: str) -> str | None:
+    """The precision of a graph run with OpenVINO's bf16 inference hint (None: no such row):
+    the FP32 graph becomes ``bf16``, the INT8 graph's float layers ``int8+bf16``."""
+    if backend != "openvino":
+        return None
+    return {"fp32": "bf16", "int8": "int8+bf16"}.get(precision)
+
+
 def _other_backends(plan: VariantPlan, unavailable: dict[str, str | None], device: int) -> list[VariantPlan]:
     """The same file on the format's other backends (ONNX on OpenVINO: ``onnx-fp32-openvino``),
-    and OpenVINO's bf16 inference hint on the FP32 graph (``onnx-fp32-openvino-bf16``), which
-    is measured only where the CPU has native bf16."""
+    and OpenVINO's bf16 inference hint on the FP32 graph (``onnx-fp32-openvino-bf16``,
+    precision ``bf16``) and on the INT8 graph, whose float layers it then runs in bf16
+    (``onnx-int8-openvino-bf16``, precision ``int8+bf16``), each measured only where the CPU
+    has native bf16. Their precisions differ from the graphs', so ``backend="auto"`` never
+    takes their times for the graph's own."""
     from dataclasses import replace
 
     from ndr_edge.cpu import cpu_features
@@ -127,8 +139,9 @@ def _other_backends(plan: VariantPlan, unavailable: dict[str, str | None], devic
         if plan.status == "pending" and unavailable[backend]:
             other.status, other.reason = "skipped", str(unavailable[backend])
         extra.append(other)
-        if backend == "openvino" and plan.precision == "fp32":
-            bf16 = replace(other, name=f"{other.name}-bf16", precision="bf16", hint="bf16")
+        precision = bf16_hint_precision(backend, plan.precision)
+        if precision:
+            bf16 = replace(other, name=f"{other.name}-bf16", precision=precision, hint="bf16")
             if bf16.status == "pending" and not cpu_features().bf16:
                 bf16.status, bf16.reason = "skipped", f"bf16 needs AVX512-BF16 or AMX; this CPU: {cpu_features().summary()}"
             extra.append(bf16)

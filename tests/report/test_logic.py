@@ -70,10 +70,13 @@ def test_plan_adds_openvino_rows_and_the_bf16_hint_only_where_the_cpu_has_bf16(t
         monkeypatch.setattr(cpu, "cpu_features", lambda f=flags: cpu.CpuFeatures("test cpu", f))
         plans = {p.name: p for p in plan_variants(tmp_path, manifest, reference=False)}
         assert list(plans) == ["onnx-fp32", "onnx-fp32-openvino", "onnx-fp32-openvino-bf16", "onnx-int8",
-                               "onnx-int8-openvino"]
+                               "onnx-int8-openvino", "onnx-int8-openvino-bf16"]
         assert plans["onnx-int8-openvino"].backend == "openvino" and plans["onnx-int8-openvino"].hint is None
         bf16 = plans["onnx-fp32-openvino-bf16"]
         assert (bf16.hint, bf16.precision, bf16.status) == ("bf16", "bf16", bf16_status)
         assert bf16.path == tmp_path / "model-fp32.onnx"
         if bf16_status == "skipped":
             assert "AVX512-BF16 or AMX" in bf16.reason
+        int8_bf16 = plans["onnx-int8-openvino-bf16"]  # the INT8 graph's float layers in bf16
+        assert (int8_bf16.hint, int8_bf16.precision, int8_bf16.status) == ("bf16", "int8+bf16", bf16_status)
+        assert int8_bf16.path == tmp_path / "model-int8.onnx"

@@ -11,7 +11,7 @@ from ndr_edge.errors import BackendUnavailableError, InputError
 pytest.importorskip("openvino", reason="openvino not installed (pip install 'ndr-edge[openvino]')")
 
 from ndr_edge.runtime.onnxruntime_backend import OnnxRuntimeBackend, OnnxRuntimeSettings
-from ndr_edge.runtime.openvino_backend import OpenVinoBackend, OpenVinoSettings, resolve_hint
+from ndr_edge.runtime.openvino_backend import OpenVinoBackend, OpenVinoSettings, open_core, resolve_hint
 
 
 def _ort(path):
@@ -66,6 +66,18 @@ def test_one_compilation_per_input_shape(tiny_model, rng):
         assert ov.compiled_shapes == [None]
 
 
+def test_a_compilation_a_submitter_holds_is_not_evicted(tiny_model, rng):
+    """Between finding its shape's compilation and taking a request from it, a submitter holds
+    it: another thread compiling a new shape at the max_shapes limit must not evict it."""
+    with OpenVinoBackend(tiny_model("mix"), OpenVinoSettings(threads=1, max_shapes=1)) as ov:
+        held = ov._for_shape((1, 3, 8, 8))  # what submit does before it takes a request
+        ov.infer(rng.random((1, 3, 8, 16), dtype=np.float32))  # another shape, compiled meanwhile
+        assert (1, 3, 8, 8) in ov.compiled_shapes
+        held.waiting -= 1  # (the submitter would now take its request)
+        ov.infer(rng.random((1, 3, 16, 8), dtype=np.float32))  # now idle: the least recent go
+        assert ov.compiled_shapes == [(1, 3, 16, 8)]
+
+
 def test_int8_residual_conv_matches_onnxruntime_only_with_static_shapes(tiny_model, rng):
     """OpenVINO 2026.4's CPU plugin gets this INT8 residual pattern wrong with a dynamic input
     shape (it did on the speed-passed NDR graph: 35.8 dB from ONNX Runtime); per-shape
@@ -87,9 +99,7 @@ def test_bad_device_hint_and_missing_device(tiny_model, monkeypatch):
         OpenVinoSettings(device="TPU")
     with pytest.raises(InputError, match="unknown OpenVINO precision hint"):
         OpenVinoSettings(precision_hint="int4")
-    import openvino as ov
-
-    if "NPU" not in ov.Core().available_devices:
+    if "NPU" not in open_core().available_devices:
         with pytest.raises(BackendUnavailableError, match="device NPU is not available here"):
             OpenVinoBackend(tiny_model("mix"), OpenVinoSettings(device="NPU"))
 

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from ndr_edge.signal_stack import _StackT, current_signal_stack, preserved_signal_stack
+from ndr_edge.signal_stack import SS_DISABLE, _StackT, current_signal_stack, preserved_signal_stack
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="sigaltstack layout is Linux's")
 
@@ -31,17 +31,16 @@ def test_a_thread_without_one_gets_none_back() -> None:
     before = current_signal_stack()
     mine = ctypes.create_string_buffer(64 * 1024)
     try:
-        _set(mine, flags=2)  # SS_DISABLE: no alternate stack on this thread
+        _set(mine, flags=SS_DISABLE)  # no alternate stack on this thread
         disabled = current_signal_stack()
-        assert disabled is not None and disabled[1] & 2
+        assert disabled is not None and disabled[1] & SS_DISABLE
         foreign = ctypes.create_string_buffer(64 * 1024)
         with preserved_signal_stack():
             _set(foreign)
         after = current_signal_stack()
-        assert after is not None and after[1] & 2  # disabled again, not left on the freed buffer
+        assert after is not None and after[1] & SS_DISABLE  # disabled again, not left on the freed buffer
     finally:
         if before is not None:
-            buf = ctypes.c_char.from_address(before[0]) if before[0] else None
-            restore = _StackT(ctypes.addressof(buf) if buf is not None else None, before[1] & 2, before[2])
+            restore = _StackT(before[0] or None, before[1] & SS_DISABLE, before[2])
             ctypes.CDLL(None).sigaltstack(ctypes.byref(restore), None)
     assert current_signal_stack() == before
