@@ -73,7 +73,7 @@ Example:
   # the mean of the last four checkpoints kept by a run (copies of runs/xs.safetensors)
   ndr-average runs/snap/step-6750.safetensors runs/snap/step-7000.safetensors \\
       runs/snap/step-7250.safetensors runs/snap/step-7500.safetensors -o runs/xs-avg.safetensors
-  ndr-eval --checkpoint runs/xs-avg.safetensors      # then compare it with the last one
+  ndr-eval runs/xs-avg.safetensors      # then compare it with the last one
 """)
 @click.argument("checkpoints", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("-o", "--out", required=True, type=click.Path(dir_okay=False), help="Checkpoint to write.")
