@@ -46,6 +46,7 @@ def main() -> None:
     parser.add_argument("export", nargs="?", default="out/demo", help="export folder with model-fp32.onnx")
     parser.add_argument("--degradation", default="lowres4")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--sets", default="default,grey+dark", help="comma list of search sets to try")
     args = parser.parse_args()
     fp32 = Path(args.export) / "model-fp32.onnx"
     if not fp32.exists():
@@ -54,7 +55,10 @@ def main() -> None:
     report: dict[str, object] = {}
     with tempfile.TemporaryDirectory() as tmp:
         graphs = {}
+        wanted = args.sets.split(",")
         for label, samples in search_sets().items():
+            if label not in wanted:
+                continue
             out = Path(tmp) / f"int8-{label}.onnx"
             result = quantize_int8(fp32, out, eval_set=samples, threads=args.threads, progress=True)
             searched = [e["node"] for e in result.excluded if not e["reason"].startswith("settings")]

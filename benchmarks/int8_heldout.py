@@ -6,12 +6,14 @@ FP32 and INT8 graphs where the CPU has native bf16), each against ONNX Runtime F
 
     python benchmarks/int8_heldout.py out/demo            # about 4 min on 2 cores
     python benchmarks/int8_heldout.py out/demo --openvino # about 4 min more
+    python benchmarks/int8_heldout.py out/demo --per-frame lowres4   # one degradation, per frame (1 min)
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from ndr_edge.calibration.evaluate import PSNRByDegradation, evaluate_onnx
@@ -28,10 +30,16 @@ def main() -> None:
     parser.add_argument("export", nargs="?", default="out/demo", help="export folder with model-*.onnx")
     parser.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads (default: all cores)")
     parser.add_argument("--openvino", action="store_true", help="also score the graphs under OpenVINO (f32, bf16 hint)")
+    parser.add_argument("--per-frame", metavar="DEGRADATION", choices=NAMES,
+                        help="only this degradation, each frame scored on its own (keys: degradation/image)")
     args = parser.parse_args()
     folder = Path(args.export)
     images = demo_images("eval") + dead_leaves_set(4, 256, PROCEDURAL_EVAL_SEED)
-    samples = synthetic_eval_set(images, NAMES, seed=0, max_side=256)
+    if args.per_frame:
+        samples = [replace(s, degradation=f"{s.degradation}/{s.name}")
+                   for s in synthetic_eval_set(images, [args.per_frame], seed=0, max_side=256)]
+    else:
+        samples = synthetic_eval_set(images, NAMES, seed=0, max_side=256)
     graphs = [f for f in ("fp32", "int8", "int8-trt") if (folder / f"model-{f}.onnx").exists()]
     if "fp32" not in graphs:
         raise SystemExit(f"{folder}: no model-fp32.onnx; give an ndr-export folder")

@@ -123,18 +123,25 @@ def op_profile(model_bytes: bytes, shape: tuple[int, ...], threads: int, runs: i
 
 
 def interleaved(runners: dict[str, Any], x: np.ndarray, warmup: int, repeats: int, clock: Any,
-                label: str) -> dict[str, list[float]]:
+                label: str, gap_s: float = 0.0, block: int = 1) -> dict[str, list[float]]:
     """ms per run of each runner, all in one loop: every round runs each once, the order
-    rotating from round to round; the first ``warmup`` rounds are not kept."""
+    rotating from round to round; the first ``warmup`` rounds are not kept. ``gap_s``: an
+    untimed pause before each runner's turn, so the previous runtime's spinning worker threads
+    are idle. ``block`` > 1: each turn runs the runner ``block`` times back to back and keeps
+    all but the first (which brings its weights back into the caches), as a model that runs
+    frame after frame does."""
     names = list(runners)
     times: dict[str, list[float]] = {name: [] for name in names}
     for index in range(warmup + repeats):
         order = names[index % len(names):] + names[:index % len(names)]
         for name in order:
-            start = clock()
-            runners[name](x)
-            if index >= warmup:
-                times[name].append((clock() - start) * 1000.0)
+            if gap_s:
+                time.sleep(gap_s)
+            for run in range(block):
+                start = clock()
+                runners[name](x)
+                if index >= warmup and (run or block == 1):
+                    times[name].append((clock() - start) * 1000.0)
         print(f"{label} round {index + 1}/{warmup + repeats}: "
               + ", ".join(f"{n} {times[n][-1]:.0f} ms" for n in names if times[n]), file=sys.stderr)
     return times

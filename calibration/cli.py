@@ -281,6 +281,9 @@ def sensitivity(model: str, set_dir: str | None, method: str, activations: str, 
 @click.option("--float-after-concat/--quantize-after-concat", default=True, show_default=True,
               help="Keep Convs fed by a Concat (the decoder's skip joins) in float: OpenVINO reads the Q/DQ of a "
                    "Concat output differently from ONNX Runtime.")
+@click.option("--float-side-inputs/--quantize-side-inputs", default=True, show_default=True,
+              help="Only Conv/MatMul read a tensor through its Q/DQ; layer norms and residual adds beside "
+                   "them read the float tensor (TensorRT's placement).")
 @click.option("--max-groups", default=32, show_default=True, type=click.IntRange(1))
 @click.option("--samples", "max_samples", type=click.IntRange(1), help="Use only the first N crops of the set.")
 @_eval_options
@@ -289,7 +292,7 @@ def sensitivity(model: str, set_dir: str | None, method: str, activations: str, 
 @one_line_errors(PROG)
 def quantize(model: str, output: str, set_dir: str | None, method: str, budget: str, activations: str,
              op_types: str, float_depthwise: bool, float_act_matmul: bool,
-             float_after_concat: bool, max_groups: int, max_samples: int | None, eval_data: str | None, degradations: str | None,
+             float_after_concat: bool, float_side_inputs: bool, max_groups: int, max_samples: int | None, eval_data: str | None, degradations: str | None,
              eval_max_side: int, eval_crops: int, threads: int | None, latency_size: int, json_out: str | None, quiet: bool) -> None:
     """Write a quality-aware INT8 model: layers stay in float until the loss is within --budget."""
     from ndr_edge.calibration.int8 import quantize_int8
@@ -298,7 +301,8 @@ def quantize(model: str, output: str, set_dir: str | None, method: str, budget: 
     result = quantize_int8(model, output, calibration=set_dir, method=method, budget_db=budget_db, eval_set=samples,
                            progress=not quiet, activations=activations, op_types=_op_types(op_types),
                            float_depthwise=float_depthwise, float_act_matmul=float_act_matmul,
-                           float_after_concat=float_after_concat, max_samples=max_samples, max_groups=max_groups, latency_shape=_latency_shape(latency_size), threads=threads)
+                           float_after_concat=float_after_concat, float_side_inputs=float_side_inputs,
+                           max_samples=max_samples, max_groups=max_groups, latency_shape=_latency_shape(latency_size), threads=threads)
     click.echo(result.table())
     groups = result.details.get("excluded_groups", [])
     click.echo(f"kept in float: {len(result.excluded)} nodes ({len(result.kept_by_settings())} by "

@@ -108,6 +108,7 @@ def quantize_int8(
     float_depthwise: bool = True,
     float_act_matmul: bool = True,
     float_after_concat: bool = True,
+    float_side_inputs: bool = True,
     max_samples: int | None = None,
     max_groups: int = 32,
     min_gain_db: float = 0.005,
@@ -126,8 +127,8 @@ def quantize_int8(
     degradation); layers are kept in float until it holds; None quantises everything.
     ``latency_shape`` None skips the latency measurement. ``cache_dir`` keeps calibration ranges
     between runs (keyed by model, set and settings). ``op_types`` None gives every op type
-    ONNX Runtime can quantise Q/DQ; ``float_depthwise``, ``float_act_matmul``, ``float_after_concat``
-    (see :class:`QuantSettings`).
+    ONNX Runtime can quantise Q/DQ; ``float_depthwise``, ``float_act_matmul``, ``float_after_concat``,
+    ``float_side_inputs`` (see :class:`QuantSettings`).
     """
     if method not in METHODS:
         raise InputError(f"calibration method {method!r} is unknown; choose one of {', '.join(METHODS)}")
@@ -137,7 +138,8 @@ def quantize_int8(
     settings = QuantSettings(
         method=method, activations=activations, per_channel=per_channel,
         op_types=tuple(op_types) if op_types else None, float_depthwise=float_depthwise,
-        float_act_matmul=float_act_matmul, float_after_concat=float_after_concat, max_samples=max_samples,
+        float_act_matmul=float_act_matmul, float_after_concat=float_after_concat,
+        float_side_inputs=float_side_inputs, max_samples=max_samples,
     )
     log = (lambda msg: print(f"ndr-calib: {msg}", file=sys.stderr)) if progress else (lambda msg: None)
     with tempfile.TemporaryDirectory(prefix="ndr-int8-", dir=workdir) as tmp:

@@ -66,6 +66,17 @@ class QuantSettings:
       on ``/net/Concat_1`` alone puts OpenVINO 32.6 dB away from ONNX Runtime (no other pair
       quantised: 134.7 dB); every pair except the three Concat ones: 53.9 dB, all pairs:
       24.9 dB (``benchmarks/int8_qdq_bisect.py``, which finds such pairs).
+
+    ``float_side_inputs``: only the quantised ops (``op_types``) read a tensor through its Q/DQ
+    pair; every other consumer (a residual add, the low-rank transform) reads the float tensor,
+    as TensorRT's explicit-quantisation guide places Q/DQ. ONNX Runtime otherwise feeds the
+    dequantised copy to all of them, so rounding enters the residual stream as well. On run 10's
+    graph it rewires 13 inputs and lowers the INT8 loss a little on every degradation
+    (``benchmarks/int8_dark_frames.py``: x4 search set 0.24 -> 0.18 dB, rain 0.04 -> 0.015);
+    it does not by itself save a dark, flat frame (the moon at x4 lost 16.4 dB with and without
+    it): that needed ``/net/extractor`` and the first downsampling conv in float, which the
+    INT8 search finds once its set has flat grey frames (``calibration.evaluate.FLAT_GROUP``;
+    ``benchmarks/int8_tensor_error.py`` shows the error per tensor).
     """
 
     method: str = DEFAULT_INT8_METHOD
@@ -77,6 +88,7 @@ class QuantSettings:
     float_act_matmul: bool = True
     output_qdq: bool = False
     float_after_concat: bool = True
+    float_side_inputs: bool = True
     percentile: float = 99.999
     max_samples: int | None = None
     batch_size: int = 1
@@ -307,7 +319,11 @@ class Quantizer:
             else:
                 self._quantize_static(tmp, None, self.cache, nodes_to_exclude=list(exclude))
             model = onnx.load(str(tmp))
-            float_inputs(model, exclude)
+            readers = set(exclude)
+            if self.settings.float_side_inputs and self.settings.op_types:
+                quantised = set(self.settings.op_types) | {"QuantizeLinear", "DequantizeLinear"}
+                readers |= {n.name for n in model.graph.node if n.op_type not in quantised}
+            float_inputs(model, readers)
             stamp_int8(model, self.source, {**self.settings.to_dict(), "excluded": list(exclude), **(details or {})})
             onnx.save(model, str(tmp))
         return out

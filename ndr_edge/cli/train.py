@@ -32,7 +32,7 @@ history continue, and the checkpoint records the chain of commands.
 
 # options that describe the run (recorded in the checkpoint and inherited by --resume)
 _RUN_OPTIONS = ("data", "degradations", "val_degradations", "steps", "batch", "crop", "lr", "schedule", "seed",
-                "val_every", "save_every", "loss", "psnr_ceiling", "balanced", "procedural", "structured", "grey", "tone", "precision", "channels_last", "compile")
+                "val_every", "save_every", "loss", "psnr_ceiling", "balanced", "procedural", "structured", "objects", "grey", "tone", "precision", "channels_last", "compile")
 
 
 @click.command(epilog=EXAMPLES, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -62,6 +62,9 @@ _RUN_OPTIONS = ("data", "degradations", "val_degradations", "steps", "batch", "c
 @click.option("--structured", default=0.0, show_default=True, type=click.FloatRange(0, 1),
               help="Fraction of crops from seeded walls, tiles and line scenes (thin straight lines that "
                    "are not rain).")
+@click.option("--objects", default=0.0, show_default=True, type=click.FloatRange(0, 1),
+              help="Fraction of crops from seeded coins, moons and pebbles on flat dark-to-grey backgrounds, "
+                   "so a flat background is not taken for haze.")
 @click.option("--grey", default=0.25, show_default=True, type=click.FloatRange(0, 1),
               help="Probability that a clean crop is made greyscale, so grey frames are not taken for haze.")
 @click.option("--tone", default=0.0, show_default=True, type=click.FloatRange(0, 1),

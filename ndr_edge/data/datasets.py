@@ -107,6 +107,16 @@ def to_grey(image: np.ndarray) -> np.ndarray:
     return np.repeat(luma[..., None], 3, axis=-1)
 
 
+def flat_grey(image: np.ndarray, sigma: float = 1.0, contrast: float = 0.7) -> np.ndarray:
+    """Float RGB on [0, 1] -> a smooth, low-contrast grey copy: luma, Gaussian-blurred by
+    ``sigma`` px, contrast about the mean scaled by ``contrast`` (a frame like the moon photo)."""
+    from scipy.ndimage import gaussian_filter
+
+    luma = gaussian_filter(to_grey(image)[..., 0], sigma)
+    flat = np.clip(contrast * (luma - luma.mean()) + luma.mean(), 0.0, 1.0)
+    return np.repeat(flat[..., None], 3, axis=-1).astype(image.dtype)
+
+
 def retone(image: np.ndarray, rng: np.random.Generator, contrast: tuple[float, float] = (0.3, 1.0)) -> np.ndarray:
     """Float RGB on [0, 1] -> the same image with its contrast about the mean scaled by a
     factor drawn from ``contrast`` and its mean moved to a random level, chosen so that no
@@ -136,6 +146,8 @@ class SyntheticPairs(Dataset):
         offset: int = 0,
         structured: Sequence[np.ndarray] = (),
         structured_fraction: float = 0.0,
+        objects: Sequence[np.ndarray] = (),
+        objects_fraction: float = 0.0,
     ) -> None:
         if not images:
             raise InputError("SyntheticPairs: no clean images given")
@@ -158,6 +170,12 @@ class SyntheticPairs(Dataset):
             raise InputError(f"SyntheticPairs: structured_fraction {structured_fraction} needs a structured pool and "
                              f"[0, 1 - procedural_fraction]")
         self.structured_fraction = float(structured_fraction)
+        self.objects = [check_frame(img, f"objects image {k}") for k, img in enumerate(objects)]
+        if (not 0.0 <= objects_fraction <= 1.0 - self.procedural_fraction - self.structured_fraction + 1e-9
+                or (objects_fraction > 0 and not self.objects)):
+            raise InputError(f"SyntheticPairs: objects_fraction {objects_fraction} needs an objects pool and "
+                             f"[0, 1 - procedural_fraction - structured_fraction]")
+        self.objects_fraction = float(objects_fraction)
         self.balanced = bool(balanced)
         if offset < 0:
             raise InputError(f"SyntheticPairs: offset must be non-negative, got {offset}")
@@ -172,12 +190,14 @@ class SyntheticPairs(Dataset):
         global_index = self.offset + int(index)
         rng = np.random.default_rng([self.seed, global_index])
         pool = self.images
-        if self.procedural_fraction or self.structured_fraction:  # no draw when neither: old streams stay
+        if self.procedural_fraction or self.structured_fraction or self.objects_fraction:  # no draw when none: old streams stay
             draw = rng.random()
             if draw < self.procedural_fraction:
                 pool = self.procedural
             elif draw < self.procedural_fraction + self.structured_fraction:
                 pool = self.structured
+            elif draw < self.procedural_fraction + self.structured_fraction + self.objects_fraction:
+                pool = self.objects
         image = pool[int(rng.integers(len(pool)))]
         if self.balanced:
             name = self.degradations[global_index % len(self.degradations)]

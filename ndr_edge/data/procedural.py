@@ -1,5 +1,5 @@
-"""Procedural clean images: the dead-leaves model (natural-image statistics) and structured
-scenes (walls, tiles, wires: thin straight lines). Torch-free.
+"""Procedural clean images: the dead-leaves model (natural-image statistics), structured
+scenes (walls, tiles, wires: thin straight lines) and objects on flat backgrounds. Torch-free.
 
 Occluding discs are dropped front to back (each new disc only fills pixels no earlier disc
 covered) until the image is covered. Radii follow the scale-invariant power law
@@ -15,6 +15,9 @@ mortar of a brick wall (the bundled model lost 15 dB on scikit-image's brick pho
 ``structured`` draws such scenes: a brick or tile wall (per-brick colour and texture,
 mortar lighter or darker, 1-3 px), or a dead-leaves background crossed by straight lines and
 circle outlines of random angle, width and brightness, all slightly rotated and blurred.
+``objects`` draws textured discs and ellipses (coins, moons, pebbles) on a smooth, flat
+background from dark to mid-grey: the bundled model read the grey background of
+scikit-image's coins photo as airlight and lost 6 dB on it at x2.
 
 Everything is drawn from the ``numpy.random.Generator`` passed in: the same seed gives a
 bit-identical image.
@@ -22,6 +25,7 @@ bit-identical image.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -30,7 +34,7 @@ from scipy.ndimage import gaussian_filter
 
 from ndr_edge.errors import InputError
 
-__all__ = ["DeadLeavesParams", "dead_leaves", "dead_leaves_set", "structured", "structured_set"]
+__all__ = ["DeadLeavesParams", "dead_leaves", "dead_leaves_set", "objects", "objects_set", "structured", "structured_set"]
 
 
 @dataclass(frozen=True)
@@ -191,10 +195,61 @@ def structured(size: int, rng: np.random.Generator) -> np.ndarray:
     return np.clip(image, 0.0, 1.0).astype(np.float32)
 
 
+def objects(size: int, rng: np.random.Generator) -> np.ndarray:
+    """One ``size`` x ``size`` float32 RGB image on [0, 1]: textured discs and ellipses (coins,
+    moons, pebbles) on a smooth, flat background whose level runs from dark to mid-grey, grey
+    or faintly tinted. Clean targets like these tell the network that a low-contrast flat
+    background is not airlight (it stretched the coins photo's grey background to black)."""
+    if size < 1:
+        raise InputError(f"objects: size must be positive, got {size}")
+    level = float(rng.uniform(0.03, 0.7))
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / max(size - 1, 1)
+    angle = float(rng.uniform(0.0, 2.0 * np.pi))
+    ramp = (np.cos(angle) * (xx - 0.5) + np.sin(angle) * (yy - 0.5)) * float(rng.uniform(0.0, 0.15))
+    smooth = gaussian_filter(rng.standard_normal((size, size)).astype(np.float32), size / 6.0, mode="reflect")
+    smooth *= float(rng.uniform(0.0, 0.06)) / max(float(smooth.std()), 1e-6)
+    grain = rng.standard_normal((size, size)).astype(np.float32) * float(rng.uniform(0.0, 0.015))
+    tint = np.ones(3, np.float32) if rng.random() < 0.6 else (0.85 + 0.3 * _colour(rng)).astype(np.float32)
+    image = np.clip(level + ramp + smooth + grain, 0.0, 1.0)[..., None] * tint
+    for _ in range(int(rng.integers(1, 25))):
+        radius = float(np.exp(rng.uniform(np.log(size / 40.0 + 1.0), np.log(size / 4.0 + 2.0))))
+        axes = (radius, radius * float(rng.uniform(0.7, 1.0)))
+        centre = rng.uniform(-0.1, 1.1, 2) * size
+        mask = np.zeros((size, size), np.float32)
+        cv2.ellipse(mask, (int(centre[0] * 16), int(centre[1] * 16)), (int(axes[0] * 16), int(axes[1] * 16)),
+                    float(rng.uniform(0, 180)), 0, 360, 1.0, -1, cv2.LINE_AA, shift=4)
+        if not mask.any():
+            continue
+        brighter = rng.random() < 0.75
+        shade = float(np.clip(level + (1 if brighter else -1) * rng.uniform(0.1, 0.45), 0.02, 0.85))
+        relief = gaussian_filter(rng.standard_normal((size, size)).astype(np.float32), float(rng.uniform(0.7, 4.0)))
+        relief *= float(rng.uniform(0.01, 0.12)) / max(float(relief.std()), 1e-6)
+        dist = np.hypot(xx * (size - 1) - centre[0], yy * (size - 1) - centre[1]) / max(axes[0], 1.0)
+        rim = float(rng.uniform(-0.15, 0.25)) * np.clip(dist, 0.0, 1.0) ** 4
+        body = np.clip(shade * (1.0 + relief + rim), 0.0, 1.0)[..., None] * tint
+        image = image * (1.0 - mask[..., None]) + body * mask[..., None]
+    sigma = float(rng.uniform(0.0, 1.0))
+    if sigma > 0:
+        image = gaussian_filter(image, (sigma, sigma, 0), mode="reflect")
+    return np.clip(image, 0.0, 1.0).astype(np.float32)
+
+
+def _named_set(kind: str, draw: Callable[[int, np.random.Generator], np.ndarray], count: int, size: int,
+               seed: int) -> list[tuple[str, np.ndarray]]:
+    """``count`` named uint8 RGB images (``<kind>-<seed>-<k>``), image k drawn from ``default_rng([seed, k])``."""
+    if count < 0:
+        raise InputError(f"{kind}_set: count must be non-negative, got {count}")
+    return [(f"{kind}-{seed}-{k}", (draw(size, np.random.default_rng([seed, k])) * 255.0 + 0.5).astype(np.uint8))
+            for k in range(count)]
+
+
 def structured_set(count: int, size: int, seed: int) -> list[tuple[str, np.ndarray]]:
     """``count`` named uint8 RGB images (``structured-<seed>-<k>``), image k drawn from
     ``default_rng([seed, k])``."""
-    if count < 0:
-        raise InputError(f"structured_set: count must be non-negative, got {count}")
-    return [(f"structured-{seed}-{k}", (structured(size, np.random.default_rng([seed, k])) * 255.0 + 0.5).astype(np.uint8))
-            for k in range(count)]
+    return _named_set("structured", structured, count, size, seed)
+
+
+def objects_set(count: int, size: int, seed: int) -> list[tuple[str, np.ndarray]]:
+    """``count`` named uint8 RGB images (``objects-<seed>-<k>``), image k drawn from
+    ``default_rng([seed, k])``."""
+    return _named_set("objects", objects, count, size, seed)

@@ -48,6 +48,8 @@ class TrainConfig:
     procedural_images: int = 48  # size of the seeded dead-leaves pool (256 px each)
     structured: float = 0.0  # fraction of crops from structured scenes (walls, tiles, lines)
     structured_images: int = 48  # size of the seeded structured pool (256 px each)
+    objects: float = 0.0  # fraction of crops from objects on flat backgrounds (coins, moons)
+    objects_images: int = 48  # size of the seeded objects pool (256 px each)
     precision: str = "auto"
     channels_last: bool = True
     compile: bool = False  # torch.compile the training forward (minutes of warm-up)
@@ -88,6 +90,9 @@ class TrainConfig:
         if not 0.0 <= self.structured <= 1.0 - self.procedural:
             raise InputError(f"structured must be a fraction in [0, 1 - procedural], got {self.structured} "
                              f"(procedural {self.procedural})")
+        if not 0.0 <= self.objects <= 1.0 - self.procedural - self.structured + 1e-9:
+            raise InputError(f"objects must be a fraction in [0, 1 - procedural - structured], got {self.objects} "
+                             f"(procedural {self.procedural}, structured {self.structured})")
         self.betas = (float(self.betas[0]), float(self.betas[1]))
 
     def milestone_steps(self) -> list[int]:

@@ -22,7 +22,7 @@ from ndr_edge.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
 from ndr_edge.cpu import cpu_features
 from ndr_edge.data import CropConfig, SyntheticPairs, load_clean_folder, synthetic_eval_set
 from ndr_edge.data.datasets import to_grey
-from ndr_edge.data.procedural import dead_leaves_set, structured_set
+from ndr_edge.data.procedural import dead_leaves_set, objects_set, structured_set
 from ndr_edge.degradations import parse_names
 from ndr_edge.errors import CheckpointError, InputError
 from ndr_edge.evaluate import EvalResult, evaluate, torch_runner
@@ -42,6 +42,8 @@ PROCEDURAL_TRAIN_SEED = 1000
 PROCEDURAL_VAL_SEED = 2000
 #: Seed of the structured pool (walls, tiles, lines): training only, distinct from every other pool seed.
 STRUCTURED_TRAIN_SEED = 4000
+#: Seed of the objects pool (coins, moons on flat backgrounds): training only, distinct from every other.
+OBJECTS_TRAIN_SEED = 4500
 #: Names the validation set in ``val_history`` so that keep-best compares like with like
 #: across a resume: v2 added greyscale copies of the held-out colour photos.
 VAL_SET = "v2"
@@ -121,6 +123,10 @@ class Trainer:
         self.structured = (
             [img for _, img in structured_set(config.structured_images, 256, STRUCTURED_TRAIN_SEED)]
             if config.structured > 0 else []
+        )
+        self.objects = (
+            [img for _, img in objects_set(config.objects_images, 256, OBJECTS_TRAIN_SEED)]
+            if config.objects > 0 else []
         )
         self.step = 0
         self.history: list[dict[str, float]] = []
@@ -231,6 +237,8 @@ class Trainer:
             offset=self.step * per_step,  # a resumed run continues the same stream
             structured=self.structured,
             structured_fraction=cfg.structured,
+            objects=self.objects,
+            objects_fraction=cfg.objects,
         )
         sampler = DistributedSampler(dataset, shuffle=False) if self.dist.world > 1 else None
         return DataLoader(dataset, batch_size=cfg.batch, sampler=sampler, num_workers=cfg.workers, drop_last=True)
@@ -397,4 +405,5 @@ def _data_line(data: str | list[str], cfg: TrainConfig) -> str | list[str]:
     plus the procedural pools' shares when there are any."""
     extra = [f"{cfg.procedural:.0%} dead leaves"] if cfg.procedural else []
     extra += [f"{cfg.structured:.0%} structured scenes"] if cfg.structured else []
+    extra += [f"{cfg.objects:.0%} objects on flat backgrounds"] if cfg.objects else []
     return " + ".join([str(data), *extra]) if extra else data

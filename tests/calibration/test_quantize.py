@@ -89,6 +89,19 @@ def test_int8_graph_is_qdq_with_per_channel_symmetric_weights(full_int8: tuple[P
     assert touching and all(ops & {"Conv", "MatMul"} for ops in touching.values())
 
 
+def test_only_quantised_ops_read_dequantised_activations(full_int8: tuple[Path, Any]) -> None:
+    """float_side_inputs (default): a layer norm or residual add beside a quantised Conv reads
+    the float tensor, not its DequantizeLinear(QuantizeLinear(x)) copy."""
+    out, _ = full_int8
+    model = onnx.load(str(out))
+    producers = _producers(model)
+    inits = {i.name for i in model.graph.initializer}
+    readers = {n.op_type for n in model.graph.node for name in n.input
+               if (dq := producers.get(name)) is not None and dq.op_type == "DequantizeLinear"
+               and dq.input[0] not in inits}
+    assert readers and readers <= {"Conv", "MatMul"}, readers
+
+
 def test_int8_model_keeps_metadata_and_records_choices(full_int8: tuple[Path, Any], micro_onnx: Path) -> None:
     out, result = full_int8
     props = {p.key: p.value for p in onnx.load(str(out), load_external_data=False).metadata_props}

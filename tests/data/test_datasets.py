@@ -268,6 +268,25 @@ def test_default_int8_eval_set_samples_each_degradation_eight_times():
     assert len(mixes) == 8 and len({m.tobytes() for m in mixes}) == 8
 
 
+def test_default_int8_eval_set_adds_flat_grey_crops_under_x4():
+    from ndr_edge.calibration.evaluate import FLAT_GROUP, default_eval_set
+    from ndr_edge.data.datasets import flat_grey
+
+    samples = default_eval_set(degradations=["lowres4"])
+    flat = [s for s in samples if s.degradation == FLAT_GROUP]
+    assert len(samples) == 16 and len(flat) == 8
+    for s in flat:  # grey, and flatter than the colour crop it was made from
+        assert np.allclose(s.gt[..., 0], s.gt[..., 2], atol=1e-6)
+    colour = [s for s in samples if s.degradation == "lowres4"]
+    assert np.mean([s.gt.std() for s in flat]) < 0.8 * np.mean([s.gt.std() for s in colour])
+    assert not any(s.degradation == FLAT_GROUP for s in default_eval_set(degradations=["noise25"]))
+    assert len(default_eval_set(degradations=["lowres4"], flat=False)) == 8
+    image = np.random.default_rng(0).random((32, 32, 3)).astype(np.float32)
+    out = flat_grey(image)
+    assert out.dtype == np.float32 and out.shape == image.shape and out.std() < image.std()
+    assert abs(float(out.mean()) - float(image.mean())) < 0.02
+
+
 def test_eval_set_is_deterministic_and_independent_of_composition(images):
     named = [("a", images[0]), ("b", images[1])]
     full = synthetic_eval_set(named, ["noise25", "haze", "mix"], seed=5, max_side=None)
@@ -329,6 +348,33 @@ def test_structured_pool_takes_its_share_and_leaves_old_streams_alone(photo):
     with pytest.raises(InputError, match="structured"):
         SyntheticPairs([photo], ["noise"], procedural=dead, procedural_fraction=0.7, structured=walls,
                        structured_fraction=0.5, **kw)
+
+
+def test_objects_pool_takes_its_share_and_leaves_old_streams_alone(photo):
+    import torch
+
+    from ndr_edge.data import CropConfig, SyntheticPairs
+
+    kw = {"crop": CropConfig(size=32, flips=False, rotations=False), "seed": 4, "samples": 60}
+    dead = [np.full((48, 48, 3), 0.25, np.float32)]
+    walls = [np.full((48, 48, 3), 0.75, np.float32)]
+    coins = [np.full((48, 48, 3), 0.5, np.float32)]
+    three = SyntheticPairs([photo], ["noise"], procedural=dead, procedural_fraction=0.3, structured=walls,
+                           structured_fraction=0.3, objects=coins, objects_fraction=0.3, **kw)
+    counts = {v: sum(1 for i in range(60) if torch.allclose(three[i]["gt"], torch.tensor(v), atol=1e-6))
+              for v in (0.25, 0.75, 0.5)}
+    assert all(8 <= c <= 30 for c in counts.values()), counts
+    # objects_fraction 0 draws exactly what a run without the option drew
+    old = SyntheticPairs([photo], ["noise"], procedural=dead, procedural_fraction=0.3, structured=walls,
+                         structured_fraction=0.3, **kw)
+    new = SyntheticPairs([photo], ["noise"], procedural=dead, procedural_fraction=0.3, structured=walls,
+                         structured_fraction=0.3, objects=coins, **kw)
+    assert all(torch.equal(old[i]["lq"], new[i]["lq"]) for i in range(10))
+    with pytest.raises(InputError, match="objects"):
+        SyntheticPairs([photo], ["noise"], objects_fraction=0.2, **kw)
+    with pytest.raises(InputError, match="objects"):
+        SyntheticPairs([photo], ["noise"], procedural=dead, procedural_fraction=0.5, structured=walls,
+                       structured_fraction=0.3, objects=coins, objects_fraction=0.3, **kw)
 
 
 def test_retone_flattens_without_clipping_and_is_seeded():

@@ -1,12 +1,21 @@
 """Procedural images: dead leaves (seeded, covered, the power spectrum of natural photos) and
-structured scenes (seeded, full of long straight thin lines that dead leaves lacks)."""
+structured scenes (seeded, full of long straight thin lines that dead leaves lacks), objects on
+flat backgrounds (seeded, a background flatter than any dead-leaves image)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from ndr_edge.data.procedural import DeadLeavesParams, dead_leaves, dead_leaves_set, structured, structured_set
+from ndr_edge.data.procedural import (
+    DeadLeavesParams,
+    dead_leaves,
+    dead_leaves_set,
+    objects,
+    objects_set,
+    structured,
+    structured_set,
+)
 from ndr_edge.errors import InputError
 
 
@@ -71,7 +80,31 @@ def test_structured_is_seeded_and_has_the_straight_lines_dead_leaves_lacks():
     leaves = [_straight_lines(dead_leaves(128, np.random.default_rng(s))) for s in range(8)]
     assert sum(1 for n in lines if n) >= 6 and sum(lines) >= 16, lines
     assert sum(leaves) <= 2, leaves
+
+
+def test_objects_are_seeded_with_a_flat_background_and_textured_objects():
+    a, b = objects_set(2, 64, seed=3), objects_set(2, 64, seed=3)
+    assert [n for n, _ in a] == ["objects-3-0", "objects-3-1"]
+    np.testing.assert_array_equal(a[1][1], b[1][1])
+    assert a[0][1].dtype == np.uint8 and a[0][1].shape == (64, 64, 3)
+    scenes = [objects(128, np.random.default_rng(s)) for s in range(8)]
+    assert all(img.dtype == np.float32 and 0.0 <= img.min() and img.max() <= 1.0 for img in scenes)
+    assert len({img.tobytes() for img in scenes}) == 8
+    # the background: most 8x8 blocks of a scene are nearly flat (coins on a table), while a
+    # dead-leaves image of the same size is textured nearly everywhere
+    def flat_share(img: np.ndarray) -> float:
+        blocks = img[..., 1].reshape(16, 8, 16, 8).std(axis=(1, 3))
+        return float((blocks < 0.01).mean())
+
+    flat = [flat_share(img) for img in scenes]
+    leaves = [flat_share(dead_leaves(128, np.random.default_rng(s))) for s in range(8)]
+    assert np.median(flat) > np.median(leaves) + 0.2, (flat, leaves)
+    assert max(float(img.max() - img.min()) for img in scenes) > 0.3  # objects stand out of it
+
+
+@pytest.mark.parametrize(("draw", "draw_set"), [(structured, structured_set), (objects, objects_set)])
+def test_scene_generators_refuse_bad_sizes_and_counts(draw, draw_set):
     with pytest.raises(InputError, match="size"):
-        structured(0, np.random.default_rng(0))
+        draw(0, np.random.default_rng(0))
     with pytest.raises(InputError, match="count"):
-        structured_set(-1, 64, seed=0)
+        draw_set(-1, 64, seed=0)

@@ -259,9 +259,9 @@ def test_psnr_ceiling_is_checked():
 
 def test_every_procedural_pool_has_its_own_seed():
     from ndr_edge.cli.evaluate import PROCEDURAL_EVAL_SEED
-    from ndr_edge.train.loop import PROCEDURAL_TRAIN_SEED, PROCEDURAL_VAL_SEED, STRUCTURED_TRAIN_SEED
+    from ndr_edge.train.loop import OBJECTS_TRAIN_SEED, PROCEDURAL_TRAIN_SEED, PROCEDURAL_VAL_SEED, STRUCTURED_TRAIN_SEED
 
-    seeds = [PROCEDURAL_TRAIN_SEED, PROCEDURAL_VAL_SEED, STRUCTURED_TRAIN_SEED, PROCEDURAL_EVAL_SEED]
+    seeds = [PROCEDURAL_TRAIN_SEED, PROCEDURAL_VAL_SEED, STRUCTURED_TRAIN_SEED, OBJECTS_TRAIN_SEED, PROCEDURAL_EVAL_SEED]
     assert len(set(seeds)) == len(seeds)  # no evaluation or validation image is drawn by a training pool
 
 
@@ -269,6 +269,9 @@ def test_structured_share_is_checked_against_the_procedural_one():
     TrainConfig(procedural=0.3, structured=0.15)
     with pytest.raises(InputError, match="structured"):
         TrainConfig(procedural=0.9, structured=0.2)
+    TrainConfig(procedural=0.3, structured=0.35, objects=0.35)
+    with pytest.raises(InputError, match="objects"):
+        TrainConfig(procedural=0.3, structured=0.35, objects=0.4)
 
 
 def test_bf16_and_fp32_steps_move_the_loss_the_same_way(tmp_path):
