@@ -69,27 +69,16 @@ def _straight_lines(img: np.ndarray) -> int:
     return 0 if found is None else len(found)
 
 
-def test_structured_is_seeded_and_has_the_straight_lines_dead_leaves_lacks():
-    a, b = structured_set(2, 64, seed=9), structured_set(2, 64, seed=9)
-    assert [n for n, _ in a] == ["structured-9-0", "structured-9-1"]
-    np.testing.assert_array_equal(a[1][1], b[1][1])
-    assert a[0][1].dtype == np.uint8 and a[0][1].shape == (64, 64, 3)
+def test_structured_has_the_straight_lines_dead_leaves_lacks():
     scenes = [structured(128, np.random.default_rng(s)) for s in range(8)]
-    assert all(img.dtype == np.float32 and 0.0 <= img.min() and img.max() <= 1.0 for img in scenes)
     lines = [_straight_lines(img) for img in scenes]
     leaves = [_straight_lines(dead_leaves(128, np.random.default_rng(s))) for s in range(8)]
     assert sum(1 for n in lines if n) >= 6 and sum(lines) >= 16, lines
     assert sum(leaves) <= 2, leaves
 
 
-def test_objects_are_seeded_with_a_flat_background_and_textured_objects():
-    a, b = objects_set(2, 64, seed=3), objects_set(2, 64, seed=3)
-    assert [n for n, _ in a] == ["objects-3-0", "objects-3-1"]
-    np.testing.assert_array_equal(a[1][1], b[1][1])
-    assert a[0][1].dtype == np.uint8 and a[0][1].shape == (64, 64, 3)
+def test_objects_have_a_flat_background_and_textured_objects():
     scenes = [objects(128, np.random.default_rng(s)) for s in range(8)]
-    assert all(img.dtype == np.float32 and 0.0 <= img.min() and img.max() <= 1.0 for img in scenes)
-    assert len({img.tobytes() for img in scenes}) == 8
     # the background: most 8x8 blocks of a scene are nearly flat (coins on a table), while a
     # dead-leaves image of the same size is textured nearly everywhere
     def flat_share(img: np.ndarray) -> float:
@@ -102,8 +91,16 @@ def test_objects_are_seeded_with_a_flat_background_and_textured_objects():
     assert max(float(img.max() - img.min()) for img in scenes) > 0.3  # objects stand out of it
 
 
-@pytest.mark.parametrize(("draw", "draw_set"), [(structured, structured_set), (objects, objects_set)])
-def test_scene_generators_refuse_bad_sizes_and_counts(draw, draw_set):
+@pytest.mark.parametrize(("kind", "draw", "draw_set"),
+                         [("structured", structured, structured_set), ("objects", objects, objects_set)])
+def test_scene_generators_are_seeded_named_in_range_and_refuse_bad_sizes(kind, draw, draw_set):
+    a, b = draw_set(2, 64, seed=9), draw_set(2, 64, seed=9)
+    assert [n for n, _ in a] == [f"{kind}-9-0", f"{kind}-9-1"]
+    np.testing.assert_array_equal(a[1][1], b[1][1])
+    assert a[0][1].dtype == np.uint8 and a[0][1].shape == (64, 64, 3)
+    scenes = [draw(128, np.random.default_rng(s)) for s in range(8)]
+    assert all(img.dtype == np.float32 and 0.0 <= img.min() and img.max() <= 1.0 for img in scenes)
+    assert len({img.tobytes() for img in scenes}) == 8
     with pytest.raises(InputError, match="size"):
         draw(0, np.random.default_rng(0))
     with pytest.raises(InputError, match="count"):
