@@ -190,14 +190,15 @@ class SyntheticPairs(Dataset):
         global_index = self.offset + int(index)
         rng = np.random.default_rng([self.seed, global_index])
         pool = self.images
-        if self.procedural_fraction or self.structured_fraction or self.objects_fraction:  # no draw when none: old streams stay
-            draw = rng.random()
-            if draw < self.procedural_fraction:
-                pool = self.procedural
-            elif draw < self.procedural_fraction + self.structured_fraction:
-                pool = self.structured
-            elif draw < self.procedural_fraction + self.structured_fraction + self.objects_fraction:
-                pool = self.objects
+        shares = ((self.procedural_fraction, self.procedural), (self.structured_fraction, self.structured),
+                  (self.objects_fraction, self.objects))
+        if any(fraction for fraction, _ in shares):  # no draw when none: old streams stay
+            draw, edge = rng.random(), 0.0
+            for fraction, source in shares:
+                edge += fraction
+                if draw < edge:
+                    pool = source
+                    break
         image = pool[int(rng.integers(len(pool)))]
         if self.balanced:
             name = self.degradations[global_index % len(self.degradations)]
