@@ -45,8 +45,14 @@ def run_with_outputs(model: onnx.ModelProto, names: list[str], x: np.ndarray, th
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     sess = ort.InferenceSession(m.SerializeToString(), opts, providers=["CPUExecutionProvider"])
     feed = {sess.get_inputs()[0].name: x}
-    wanted = [n for n in names if n in {o.name for o in sess.get_outputs()}]
+    outputs = {o.name for o in sess.get_outputs()}
+    wanted = [n for n in names if n in outputs]
     return dict(zip(wanted, sess.run(wanted, feed)))
+
+
+def _line(row: tuple) -> str:
+    name, snr, clipped, fmin, fmax, lo, hi, _ = row
+    return f"  {name:70s} snr {snr:6.1f} clip {clipped:.4f} fp32 [{fmin:.3g}, {fmax:.3g}] q [{lo:.3g}, {hi:.3g}]"
 
 
 def main() -> None:
@@ -81,14 +87,14 @@ def main() -> None:
     print(f"{len(rows)} quantised activations; {args.frame} {args.degradation}")
     print("graph order, first 10 under 20 dB SNR:")
     for row in [r for r in rows if r[1] < 20][:10]:
-        print(f"  {row[0]:70s} snr {row[1]:6.1f} clip {row[2]:.4f} fp32 [{row[3]:.3g}, {row[4]:.3g}] q [{row[5]:.3g}, {row[6]:.3g}]")
+        print(_line(row))
     if args.all:
         print("all, graph order:")
         for row in rows:
-            print(f"  {row[0]:70s} snr {row[1]:6.1f} clip {row[2]:.4f} fp32 [{row[3]:.3g}, {row[4]:.3g}] q [{row[5]:.3g}, {row[6]:.3g}]")
+            print(_line(row))
     print(f"top {args.top} by clipped fraction:")
     for row in sorted(rows, key=lambda r: -r[2])[: args.top]:
-        print(f"  {row[0]:70s} snr {row[1]:6.1f} clip {row[2]:.4f} fp32 [{row[3]:.3g}, {row[4]:.3g}] q [{row[5]:.3g}, {row[6]:.3g}]")
+        print(_line(row))
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import os
 import random
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -116,18 +117,9 @@ class Trainer:
         self.degradations = list(parse_names(config.degradations))
         self.val_degradations = list(parse_names(config.val_degradations))
         self.images = self._train_images()
-        self.procedural = (
-            [img for _, img in dead_leaves_set(config.procedural_images, 256, PROCEDURAL_TRAIN_SEED)]
-            if config.procedural > 0 else []
-        )
-        self.structured = (
-            [img for _, img in structured_set(config.structured_images, 256, STRUCTURED_TRAIN_SEED)]
-            if config.structured > 0 else []
-        )
-        self.objects = (
-            [img for _, img in objects_set(config.objects_images, 256, OBJECTS_TRAIN_SEED)]
-            if config.objects > 0 else []
-        )
+        self.procedural = _pool(dead_leaves_set, config.procedural, config.procedural_images, PROCEDURAL_TRAIN_SEED)
+        self.structured = _pool(structured_set, config.structured, config.structured_images, STRUCTURED_TRAIN_SEED)
+        self.objects = _pool(objects_set, config.objects, config.objects_images, OBJECTS_TRAIN_SEED)
         self.step = 0
         self.history: list[dict[str, float]] = []
         self.running: dict[str, float] = {}  # exponentially smoothed losses (the progress bar's)
@@ -398,6 +390,12 @@ class Trainer:
             dist.barrier()
             dist.destroy_process_group()
         return out
+
+
+def _pool(draw_set: Callable[[int, int, int], list[tuple[str, np.ndarray]]], fraction: float, count: int,
+          seed: int) -> list[np.ndarray]:
+    """A seeded procedural pool of ``count`` 256 px images, or none when its share is 0."""
+    return [img for _, img in draw_set(count, 256, seed)] if fraction > 0 else []
 
 
 def _data_line(data: str | list[str], cfg: TrainConfig) -> str | list[str]:
