@@ -21,33 +21,28 @@ from tqdm import tqdm
 
 from ndr_edge.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
 from ndr_edge.cpu import cpu_features
-from ndr_edge.data import CropConfig, SyntheticPairs, load_clean_folder, synthetic_eval_set
-from ndr_edge.data.datasets import to_grey
+from ndr_edge.data import CropConfig, SyntheticPairs, load_clean_folder
 from ndr_edge.data.procedural import dead_leaves_set, objects_set, structured_set
 from ndr_edge.degradations import parse_names
 from ndr_edge.errors import CheckpointError, InputError
 from ndr_edge.evaluate import EvalResult, evaluate, torch_runner
-from ndr_edge.frames import to_float
 from ndr_edge.imageio import demo_images
 from ndr_edge.model import NDRRestore, get_preset, preset_name
 from ndr_edge.train.config import TrainConfig
+from ndr_edge.train.validation import VAL_SET, validation_samples
 
 DEFAULT_PRESET = "ndr-edge-xs"
 #: The ``relative`` loss divides by max(input L1 error, this). Without a floor (1e-3 was
 #: tried) nearly clean crops (noise sigma 1, L1 error 0.003) weigh 100x more than the rest,
 #: and the network stays at the identity: 500 steps, every gain within 0.03 dB of zero.
 RELATIVE_FLOOR = 0.02
-#: Seeds of the dead-leaves pools: training draws from one, validation from another, so no
-#: validation image is ever a training image.
+#: Seed of the dead-leaves training pool; validation draws from others
+#: (``ndr_edge.train.validation``), so no validation image is ever a training image.
 PROCEDURAL_TRAIN_SEED = 1000
-PROCEDURAL_VAL_SEED = 2000
 #: Seed of the structured pool (walls, tiles, lines): training only, distinct from every other pool seed.
 STRUCTURED_TRAIN_SEED = 4000
 #: Seed of the objects pool (coins, moons on flat backgrounds): training only, distinct from every other.
 OBJECTS_TRAIN_SEED = 4500
-#: Names the validation set in ``val_history`` so that keep-best compares like with like
-#: across a resume: v2 added greyscale copies of the held-out colour photos.
-VAL_SET = "v2"
 
 
 @dataclass
@@ -277,12 +272,9 @@ class Trainer:
 
     # -- validation and saving --------------------------------------------------------
     def validate(self, progress: bool = False) -> EvalResult:
-        """Held-out colour photos, their greyscale copies and held-out dead-leaves images,
-        128 px, every validation degradation (``VAL_SET``)."""
-        colour = demo_images("heldout")
-        grey = [(f"{name}-grey", to_grey(to_float(img))) for name, img in colour]
-        images = colour + grey + dead_leaves_set(2, 128, PROCEDURAL_VAL_SEED)
-        samples = synthetic_eval_set(images, self.val_degradations, seed=1234, max_side=128)
+        """The validation set (``ndr_edge.train.validation``, ``VAL_SET``) under every
+        validation degradation."""
+        samples = validation_samples(self.val_degradations)
         self.model.eval()
         result = evaluate(torch_runner(self.model.restoration_net, device=self.device), samples, self.cfg.channel_order, progress=progress)
         self.model.train()

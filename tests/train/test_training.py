@@ -12,7 +12,7 @@ import torch
 from ndr_edge.checkpoint import load_checkpoint
 from ndr_edge.errors import InputError
 from ndr_edge.train import TrainConfig, Trainer
-from ndr_edge.train.loop import VAL_SET
+from ndr_edge.train.validation import VAL_SET
 
 TINY = {"preset": "ndr-edge-xs", "batch": 2, "crop": 32, "val_every": 0, "save_every": 0, "threads": 1,
             "val_degradations": ["noise25"], "degradations": ["noise", "rain"]}
@@ -259,9 +259,11 @@ def test_psnr_ceiling_is_checked():
 
 def test_every_procedural_pool_has_its_own_seed():
     from ndr_edge.cli.evaluate import PROCEDURAL_EVAL_SEED
-    from ndr_edge.train.loop import OBJECTS_TRAIN_SEED, PROCEDURAL_TRAIN_SEED, PROCEDURAL_VAL_SEED, STRUCTURED_TRAIN_SEED
+    from ndr_edge.train.loop import OBJECTS_TRAIN_SEED, PROCEDURAL_TRAIN_SEED, STRUCTURED_TRAIN_SEED
+    from ndr_edge.train.validation import OBJECTS_VAL_SEED, PROCEDURAL_VAL_SEED, STRUCTURED_VAL_SEED
 
-    seeds = [PROCEDURAL_TRAIN_SEED, PROCEDURAL_VAL_SEED, STRUCTURED_TRAIN_SEED, OBJECTS_TRAIN_SEED, PROCEDURAL_EVAL_SEED]
+    seeds = [PROCEDURAL_TRAIN_SEED, PROCEDURAL_VAL_SEED, STRUCTURED_TRAIN_SEED, STRUCTURED_VAL_SEED, OBJECTS_TRAIN_SEED,
+             OBJECTS_VAL_SEED, PROCEDURAL_EVAL_SEED]
     assert len(set(seeds)) == len(seeds)  # no evaluation or validation image is drawn by a training pool
 
 
