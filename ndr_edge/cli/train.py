@@ -17,6 +17,9 @@ Examples:
   # stop at step 3000 of that 6000-step schedule, continue later exactly where it stopped
   ndr-train --loss relative --procedural 0.3 --steps 6000 --until 3000 -o runs/xs.safetensors
   ndr-train --resume runs/xs.safetensors -o runs/xs.safetensors
+  # keep every save, then ship the weight mean of the last few instead of one lucky step
+  ndr-train --resume runs/xs.safetensors --snapshots runs/snap -o runs/xs.safetensors
+  ndr-average runs/snap/step-5{000,250,500,750}.safetensors -o runs/xs-avg.safetensors
   # your own clean images, the paper's alternating schedule
   ndr-train --data ~/photos --schedule alternating --steps 20000 -o runs/mine.safetensors
   # fine-tune the authors' published checkpoint on rain and haze only
@@ -80,14 +83,16 @@ _RUN_OPTIONS = ("data", "degradations", "val_degradations", "steps", "batch", "c
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--val-every", default=250, show_default=True, type=click.IntRange(0))
 @click.option("--save-every", default=500, show_default=True, type=click.IntRange(0))
+@click.option("--snapshots", type=click.Path(file_okay=False), help="Also keep a copy of every periodic save here "
+              "(step-N.safetensors): the saves ndr-average takes the weight mean of.")
 @click.option("--resume", type=click.Path(dir_okay=False), help="Checkpoint to continue from (ours or the authors' .pth).")
 @click.option("--workers", default=0, show_default=True, type=click.IntRange(0), help="DataLoader worker processes.")
 @click.option("--threads", type=click.IntRange(1), help="torch CPU threads (default: torch's choice).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.pass_context
 @one_line_errors("ndr-train")
-def main(ctx: click.Context, preset: str | None, out: str, until: int | None, resume: str | None, workers: int,
-         threads: int | None, quiet: bool, compile_: bool, device: str, **run: Any) -> None:
+def main(ctx: click.Context, preset: str | None, out: str, until: int | None, resume: str | None,
+         snapshots: str | None, workers: int, threads: int | None, quiet: bool, compile_: bool, device: str, **run: Any) -> None:
     """Train NDR-Restore: restoration loss (L1, relative L1 or PSNR) plus degradation loss
     L1(NDR-Degrad(clean, D1..D3), degraded), Adam, gradient clipping, multi-step decay,
     random crops/flips/rotations, periodic validation PSNR per degradation on held-out images."""
@@ -105,7 +110,7 @@ def main(ctx: click.Context, preset: str | None, out: str, until: int | None, re
     try:
         if preset:
             get_preset(preset)
-        config = TrainConfig(preset=preset, out=out, resume=resume, workers=workers, threads=threads, device=device, **run)
+        config = TrainConfig(preset=preset, out=out, resume=resume, snapshots=snapshots, workers=workers, threads=threads, device=device, **run)
     except ConfigError as exc:
         raise InputError(str(exc)) from exc
     trainer = Trainer(config, command="ndr-train " + " ".join(sys.argv[1:]))

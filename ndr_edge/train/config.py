@@ -55,6 +55,7 @@ class TrainConfig:
     compile: bool = False  # torch.compile the training forward (minutes of warm-up)
     device: str = "auto"  # auto: cuda when available, else cpu
     keep_best: bool = True  # also keep the checkpoint of the best mean validation gain (X.best.safetensors)
+    snapshots: str | None = None  # folder: keep a copy of every periodic save there (step-N.safetensors), for ndr-average
     steps: int = 2000
     batch: int = 8
     crop: int = 64

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import random
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -325,6 +326,17 @@ class Trainer:
         os.replace(tmp, _optim_path(target))
         return target
 
+    def _snapshot(self, saved: Path) -> None:
+        """With ``snapshots``, copy the checkpoint just saved to ``snapshots/step-N.safetensors``
+        (temp file, then rename): the saves ``ndr-average`` means over."""
+        if not self.cfg.snapshots:
+            return
+        target = Path(self.cfg.snapshots) / f"step-{self.step}.safetensors"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(".tmp")
+        shutil.copyfile(saved, tmp)
+        os.replace(tmp, target)
+
     def best_path(self) -> Path:
         """Where ``keep_best`` keeps the checkpoint of the best validation so far."""
         out = Path(self.cfg.out)
@@ -370,7 +382,7 @@ class Trainer:
                 bar.write(f"step {self.step}: " + ", ".join(f"{k} {v.psnr:.2f} dB ({v.gain_db:+.2f})" for k, v in result.scores.items()))
                 self._keep_if_best(result, bar)
             if self.dist.main and cfg.save_every and self.step % cfg.save_every == 0:
-                self.save()
+                self._snapshot(self.save())
         bar.close()
         out = None
         if self.dist.main:

@@ -73,6 +73,14 @@ def test_fit_validates_and_resumes(tmp_path):
     assert load_checkpoint(tmp_path / "more.safetensors").meta["step"] == 5
 
 
+def test_snapshots_keep_every_periodic_save(tmp_path):
+    out, snap = tmp_path / "s.safetensors", tmp_path / "snap"
+    Trainer(TrainConfig(out=str(out), steps=4, snapshots=str(snap), **{**TINY, "save_every": 2})).fit(progress=False)
+    assert sorted(p.name for p in snap.iterdir()) == ["step-2.safetensors", "step-4.safetensors"]
+    assert load_checkpoint(snap / "step-2.safetensors").meta["step"] == 2
+    assert load_checkpoint(snap / "step-4.safetensors").meta["step"] == 4 and not list(snap.glob("*.tmp"))
+
+
 def test_resume_from_authors_layout(tmp_path, conformance_dir):
     no_preset = {k: v for k, v in TINY.items() if k != "preset"}  # the checkpoint fixes the model
     trainer = Trainer(TrainConfig(out=str(tmp_path / "ft.safetensors"), steps=1, resume=str(conformance_dir / "official-small.pth"), **no_preset))
