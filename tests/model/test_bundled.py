@@ -19,6 +19,7 @@ from ndr_edge import BUNDLED_CHECKPOINT
 from ndr_edge.checkpoint import load_checkpoint
 from ndr_edge.errors import CheckpointError
 from ndr_edge.model import get_preset
+from ndr_edge.train.validation import VAL_SET
 from tests.conftest import REPO
 
 
@@ -101,30 +102,45 @@ def test_metadata_records_the_readme_commands_and_they_parse(bundled) -> None:
     assert bundled.meta["degradations"] == config["degradations"]
 
 
-def _shipped_row() -> tuple[int, list[str], list[float]]:
-    """(step, degradations, gains) of the README's "| **N (shipped)** |" validation row."""
+def _shipped_row() -> tuple[str, list[str], list[float]]:
+    """(label, degradations, gains) of the README's shipped validation row: "| **N (shipped)** |"
+    for a keep-best step, "| **mean of A-B (shipped)** |" for a weight average of saves."""
     text = (REPO / "README.md").read_text()
     section = text.split("### The bundled checkpoint", 1)[1]
-    row = re.search(r"^\| \*\*(\d+) \(shipped\)\*\* \|(.*)\|$", section, re.MULTILINE)
+    row = re.search(r"^\| \*\*(\d+|mean of \d+-\d+) \(shipped\)\*\* \|(.*)\|$", section, re.MULTILINE)
     assert row is not None
-    head = re.search(r"^\| step \|(.*)\|$", section, re.MULTILINE)
+    table = section[:row.start()].rsplit("\n\n", 1)[-1]  # the shipped row's own table
+    head = re.search(r"^\| (?:step|model[^|]*) \|(.*)\|$", table, re.MULTILINE)
     assert head is not None
     names = [c.strip() for c in head.group(1).split("|")]
-    return int(row.group(1)), names, [float(c) for c in row.group(2).split("|")]
+    cells = [c.strip() for c in row.group(2).split("|")]
+    return row.group(1), names[:len(cells)], [float(c.strip("*")) for c in cells]
 
 
 def test_validation_history_is_the_readme_table(bundled) -> None:
-    """README: the "(shipped)" row of the validation table is the checkpoint's own step and
-    its recorded validation gains (to the README's 0.01 dB rounding)."""
-    step, names, gains = _shipped_row()
-    assert bundled.meta["step"] == step
-    entry = next(h for h in bundled.meta["metrics"]["val_history"] if h["step"] == step)
+    """README: the "(shipped)" row is the checkpoint's own validation. A keep-best step: its
+    recorded validation gains, the best mean of its validation set. A weight average: the
+    ship rule's row recorded at bundling (validation set, gains, a passed verdict), over the
+    steps the average was made from."""
+    label, names, gains = _shipped_row()
+    metrics = bundled.meta["metrics"]
+    averaged = bundled.meta["training"].get("averaged")
+    if averaged:
+        steps = averaged["steps"]
+        assert label == f"mean of {min(steps)}-{max(steps)}"
+        entry = metrics["ship_validation"]
+        assert entry["beats_incumbent"] is True and entry["set"] == VAL_SET
+    else:
+        step = int(label)
+        assert bundled.meta["step"] == step
+        entry = next(h for h in metrics["val_history"] if h["step"] == step)
+        # keep-best shipped the step with the best mean gain of its validation set
+        same_set = [h for h in metrics["val_history"] if h.get("set") == entry.get("set")]
+        mean = lambda h: sum(v for k, v in h.items() if k not in ("step", "set")) / (len(h) - 1 - ("set" in h))
+        assert mean(entry) == max(mean(h) for h in same_set)
     for name, gain in zip(names, gains, strict=True):
-        assert abs(entry[name] - gain) <= 0.005 + 1e-9, name  # the README rounds to 0.01 (4.385 -> +4.39)
-    # keep-best shipped the step with the best mean gain of its validation set
-    same_set = [h for h in bundled.meta["metrics"]["val_history"] if h.get("set") == entry.get("set")]
-    mean = lambda h: sum(v for k, v in h.items() if k not in ("step", "set")) / (len(h) - 1 - ("set" in h))
-    assert mean(entry) == max(mean(h) for h in same_set)
+        key = {"mean": "mean_gain_db", "clean": "clean_psnr"}.get(name, name)
+        assert abs(entry[key] - gain) <= 0.005 + 1e-9, name  # the README rounds to 0.01 (4.385 -> +4.39)
 
 
 def test_it_restores_a_noisy_photo() -> None:
