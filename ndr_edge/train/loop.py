@@ -137,6 +137,7 @@ class Trainer:
         self.optimizers = self._build_optimizers()
         self._restore_optimizer_state()
         self.last_eval: EvalResult | None = None
+        self._val_samples: list | None = None  # validation frames, made once (``validate``)
         if config.resume and self.dist.main:
             print(f"resumed {config.resume} at step {self.step}", file=sys.stderr)
 
@@ -274,8 +275,10 @@ class Trainer:
     # -- validation and saving --------------------------------------------------------
     def validate(self, progress: bool = False) -> EvalResult:
         """The validation set (``ndr_edge.train.validation``, ``VAL_SET``) under every
-        validation degradation."""
-        samples = validation_samples(self.val_degradations)
+        validation degradation, built at the first validation and kept for the rest."""
+        if self._val_samples is None:
+            self._val_samples = validation_samples(self.val_degradations)
+        samples = self._val_samples
         self.model.eval()
         result = evaluate(torch_runner(self.model.restoration_net, device=self.device), samples, self.cfg.channel_order, progress=progress)
         self.model.train()
